@@ -1,0 +1,152 @@
+"""Results cached on disk by content hash, written atomically, each with a manifest.
+
+A result lives in ``data/results/<chapter>/<key>/``: one file per table (``<name>.csv``), per array bundle
+(``<name>.npz``) and ``manifest.json``. ``key`` hashes the parameters and the package's source code, so a rerun
+with nothing changed is a cache hit and any change to either recomputes. The directory is assembled under a
+temporary name and renamed into place only when complete; a run killed midway leaves at most a ``.tmp-*``
+directory, which is never read and is removed by the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from camrepro import provenance
+
+MANIFEST = "manifest.json"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def results_root() -> Path:
+    """``$CAMREPRO_RESULTS`` or ``<repository>/data/results``."""
+    env = os.environ.get("CAMREPRO_RESULTS")
+    return Path(env).resolve() if env else provenance.repository_root() / "data" / "results"
+
+
+def source_hash(package_dir: Path = _PACKAGE_DIR) -> str:
+    """sha256 over every ``.py`` file of the package (path and content), in a stable order."""
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(str(path.relative_to(package_dir)).encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _canonical(obj: object) -> object:
+    """JSON-able form of parameters, so that equal parameters hash equally."""
+    if isinstance(obj, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    raise TypeError(f"parameter value {obj!r} of type {type(obj).__name__} cannot be hashed into a cache key")
+
+
+def cache_key(name: str, params: Mapping[str, object], code: str | None = None) -> str:
+    payload = json.dumps({"name": name, "params": _canonical(params), "code": code or source_hash()},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Result:
+    """A finished result: its tables, its arrays and its manifest."""
+
+    path: Path
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    manifest: dict[str, object] = field(default_factory=dict)
+    from_cache: bool = False
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
+
+
+def _write_outputs(tmp: Path, outputs: Mapping[str, object]) -> None:
+    for name, value in outputs.items():
+        if isinstance(value, pd.DataFrame):
+            value.to_csv(tmp / f"{name}.csv", index=False)
+        elif isinstance(value, Mapping) and all(isinstance(v, np.ndarray) for v in value.values()):
+            np.savez_compressed(tmp / f"{name}.npz", **value)
+        else:
+            raise TypeError(f"output {name!r} must be a DataFrame or a dict of numpy arrays, "
+                            f"got {type(value).__name__}")
+
+
+def load(path: Path) -> Result:
+    manifest = json.loads((path / MANIFEST).read_text())
+    tables = {p.stem: pd.read_csv(p) for p in sorted(path.glob("*.csv"))}
+    arrays = {}
+    for p in sorted(path.glob("*.npz")):
+        with np.load(p) as bundle:
+            arrays[p.stem] = {k: bundle[k] for k in bundle.files}
+    return Result(path=path, tables=tables, arrays=arrays, manifest=manifest, from_cache=True)
+
+
+def cached(chapter: str, name: str, params: Mapping[str, object],
+           compute: Callable[[], Mapping[str, object]], *, device: str | None = None,
+           root: Path | None = None, force: bool = False) -> Result:
+    """Return the stored result for ``(chapter, name, params, code)``, computing and storing it if absent.
+
+    ``compute()`` returns a mapping of output name to a DataFrame or a dict of numpy arrays.
+    """
+    root = (root or results_root()) / chapter
+    key = cache_key(f"{chapter}/{name}", params)
+    final = root / f"{name}-{key}"
+    if not force and (final / MANIFEST).is_file():
+        return load(final)
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(f".tmp-{name}-{key}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-{key}-", dir=root))
+    try:
+        started, t0 = provenance.now(), time.perf_counter()
+        outputs = compute()
+        wall = time.perf_counter() - t0
+        _write_outputs(tmp, outputs)
+        manifest = {
+            "schema_version": provenance.SCHEMA_VERSION,
+            "chapter": chapter,
+            "name": name,
+            "key": key,
+            "parameters": _canonical(params),
+            "git": provenance.git_state(),
+            "source_hash": source_hash(),
+            "versions": provenance.package_versions(),
+            "hardware": provenance.hardware(device),
+            "started": started,
+            "finished": provenance.now(),
+            "wall_seconds": round(wall, 3),
+            "outputs": sorted(outputs),
+        }
+        # The manifest is written last: its presence is what marks a result as complete.
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    result = load(final)
+    result.from_cache = False
+    return result
