@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -118,9 +119,13 @@ def with_normalization(model: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD) -
 
     The model's class is swapped for a subclass whose ``forward`` normalises and then calls the original
     ``forward``; the layer names a user knows (``features.18``, ``layer4``) stay valid, and ``normalize`` is added.
+    An ``nn.Sequential`` is instead rebuilt with ``normalize`` as its first child (same child names).
     """
     if any(isinstance(m, Normalize) for m in model.modules()):
         raise ValueError(f"{type(model).__name__} already has a Normalize module")
+    if isinstance(model, nn.Sequential):
+        # Sequential.forward runs every child in order, so the normaliser must be the first child.
+        return nn.Sequential(OrderedDict([("normalize", Normalize(mean, std)), *model.named_children()]))
     base = type(model)
 
     # One positional input, so that torch.fx can trace the network (the tail extraction relies on it).
