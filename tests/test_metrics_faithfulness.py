@@ -335,3 +335,19 @@ def test_insertion_deletion_input_errors():
         insertion_deletion(model, IMAGE, CURVE_MAP, 5)
     with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
         insertion_deletion(model, IMAGE, CURVE_MAP * 2, 0)
+
+
+def test_read_only_arrays_are_accepted_without_a_warning():
+    """pandas columns and np.load results are read-only; converting them must not warn (a warning fails the book)."""
+    import warnings
+
+    import numpy as np
+
+    from camrepro.metrics import average_gain
+
+    p, o = np.array([0.5, 0.8]), np.array([0.25, 0.9])
+    p.flags.writeable = False
+    o.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert average_gain(p, o) == 25.0

@@ -19,11 +19,13 @@ ArrayLike = torch.Tensor | np.ndarray
 
 
 def as_tensor(value: object, name: str) -> torch.Tensor:
-    """``value`` as a torch tensor; numpy arrays are converted (sharing memory), anything else raises."""
+    """``value`` as a torch tensor; numpy arrays are converted (sharing memory when writable), anything else raises."""
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
+        # Read-only arrays (pandas columns, np.load results) are copied: torch cannot share read-only memory.
+        array = np.ascontiguousarray(value)
+        return torch.from_numpy(array if array.flags.writeable else array.copy())
     raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(value).__name__}")
 
 
