@@ -32,6 +32,8 @@ _LOCATIONS: dict[str, str] = {
     "a-fmi": "a_fmi:AFMI",
     # Opti-CAM
     "opti-cam": "opti_cam:OptiCAM",
+    # the attention map of a trainable attention network (LFI-CAM, ABN)
+    "attention": "attention:AttentionMap",
 }
 
 

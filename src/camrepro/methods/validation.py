@@ -77,3 +77,12 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ValueError(f"{type(model).__name__} has no layer named {layer!r}{hint}")
     return layer, modules[layer]
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """A positive int for a method parameter such as ``batch_size`` or ``steps``; TypeError/ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return value

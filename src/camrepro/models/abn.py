@@ -57,7 +57,8 @@ class AttentionBranch(nn.Module):
 
 
 class ABNNet(nn.Module):
-    """Feature extractor and perception branch from one :class:`CifarResNet`, plus an :class:`AttentionBranch`.
+    """Feature extractor and perception branch from one :class:`CifarResNet`, plus an
+    :class:`AttentionBranch`.
 
     ``forward`` returns :class:`AttentionOutput` (perception logits, attention [B, h, w] in (0, 1),
     ``aux_logits`` of the attention branch); ``training_loss`` is L_att + L_per.
@@ -70,8 +71,10 @@ class ABNNet(nn.Module):
         self.backbone = CifarResNet(config)
         stages = len(self.backbone.config.widths)
         if stages < 2:
-            raise ValueError("ABN needs a backbone with at least two stages (the last is the perception branch)")
-        self.attention_branch = AttentionBranch(self.backbone.config, self.backbone.config.stage_channels(stages - 2))
+            raise ValueError("ABN needs a backbone with at least two stages (the last is the perception "
+                             "branch)")
+        config = self.backbone.config
+        self.attention_branch = AttentionBranch(config, config.stage_channels(stages - 2))
         init_weights(self.attention_branch)
 
     @property

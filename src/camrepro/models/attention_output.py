@@ -34,7 +34,8 @@ def logits_of(output: torch.Tensor | AttentionOutput) -> torch.Tensor:
         return output.logits
     if isinstance(output, torch.Tensor):
         return output
-    raise TypeError(f"a classifier must return a logits tensor or an AttentionOutput, got {type(output).__name__}")
+    raise TypeError(f"a classifier must return a logits tensor or an AttentionOutput, "
+                    f"got {type(output).__name__}")
 
 
 class LogitsOnly(nn.Module):

@@ -51,7 +51,7 @@ EPS = 1e-8
 
 
 def minmax_per_map(maps: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Min-max normalise every 2-D map of ``maps`` [..., h, w] to [0, 1], out of place (a constant map → 0)."""
+    """Min-max normalise every 2-D map of ``maps`` [..., h, w] to [0, 1], out of place (constant → 0)."""
     flat = maps.flatten(-2)
     lo = flat.min(dim=-1, keepdim=True).values.unsqueeze(-1)
     hi = flat.max(dim=-1, keepdim=True).values.unsqueeze(-1)
@@ -59,7 +59,8 @@ def minmax_per_map(maps: torch.Tensor, eps: float = EPS) -> torch.Tensor:
 
 
 def importance_attention(features: torch.Tensor, weights: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """LFI-CAM's attention M = minmax(ReLU(Σ_k w_k A_k)), [B, h, w] in [0, 1], from A [B, K, h, w], w [B, K]."""
+    """LFI-CAM's attention M = minmax(ReLU(Σ_k w_k A_k)) [B, h, w] in [0, 1], from A [B, K, h, w] and
+    w [B, K]."""
     if features.dim() != 4 or weights.dim() != 2 or weights.shape != features.shape[:2]:
         raise ValueError(f"features [B, K, h, w] and weights [B, K] do not match: {tuple(features.shape)}, "
                          f"{tuple(weights.shape)}")
@@ -67,8 +68,8 @@ def importance_attention(features: torch.Tensor, weights: torch.Tensor, eps: flo
 
 
 class FeatureImportanceNetwork(nn.Module):
-    """The FIN: (min-max maps ⊙ grey image) → ``blocks`` × [conv 3×3 K→K, BN, ReLU (not after the last)]
-    → global average pool → softmax over channels → importance w [B, K] (each row sums to 1)."""
+    """The FIN: (min-max maps ⊙ grey image) → ``blocks`` × [conv 3×3 K→K, BN, ReLU (not after the
+    last)] → global average pool → softmax over channels → importance w [B, K] (each row sums to 1)."""
 
     def __init__(self, channels: int, blocks: int = 4):
         super().__init__()
@@ -77,7 +78,8 @@ class FeatureImportanceNetwork(nn.Module):
         if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
             raise ValueError(f"blocks must be a positive int, got {blocks!r}")
         self.channels = channels
-        self.convs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1, bias=False) for _ in range(blocks))
+        self.convs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+                                   for _ in range(blocks))
         self.norms = nn.ModuleList(nn.BatchNorm2d(channels) for _ in range(blocks))
 
     def inputs(self, features: torch.Tensor, grey: torch.Tensor) -> torch.Tensor:

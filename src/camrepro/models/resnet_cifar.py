@@ -74,7 +74,8 @@ class ResNetConfig:
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         if len(self.widths) != len(self.blocks):
             raise ValueError(f"widths {self.widths} and blocks {self.blocks} must have the same length")
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
+        classes = self.num_classes
+        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
             raise ValueError(f"num_classes must be an int ≥ 2, got {self.num_classes!r}")
         if self.in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels!r}")
@@ -106,7 +107,8 @@ class ResNetConfig:
     def from_dict(cls, values: Mapping[str, object]) -> ResNetConfig:
         unknown = sorted(set(values) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"unknown ResNetConfig fields {unknown}; known: {sorted(cls.__dataclass_fields__)}")
+            raise ValueError(f"unknown ResNetConfig fields {unknown}; "
+                             f"known: {sorted(cls.__dataclass_fields__)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
     @classmethod
@@ -160,11 +162,13 @@ def make_stage(config: ResNetConfig, cin: int, width: int, blocks: int, stride: 
     """``blocks`` residual blocks of ``config.block``; the first one carries ``stride``."""
     block = Bottleneck if config.block == "bottleneck" else BasicBlock
     out = width * config.expansion
-    return nn.Sequential(*[block(cin if i == 0 else out, width, stride if i == 0 else 1) for i in range(blocks)])
+    return nn.Sequential(*[block(cin if i == 0 else out, width, stride if i == 0 else 1)
+                           for i in range(blocks)])
 
 
 def init_weights(module: nn.Module) -> None:
-    """He initialisation of convolutions (fan-out, as torchvision's ResNets), unit batch norms, zero biases."""
+    """He initialisation of convolutions (fan-out, as in torchvision's ResNets), unit batch norms, zero
+    biases."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -179,7 +183,8 @@ def init_weights(module: nn.Module) -> None:
 
 
 def match_channels(images: torch.Tensor, in_channels: int) -> torch.Tensor:
-    """``images`` with ``in_channels`` channels: grey images are repeated for an RGB network; else an error."""
+    """``images`` with ``in_channels`` channels: grey images are repeated for an RGB network; any other
+    channel count is a ValueError."""
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch.Tensor [B, C, H, W], got {type(images).__name__}")
     if images.dim() != 4:
@@ -189,11 +194,12 @@ def match_channels(images: torch.Tensor, in_channels: int) -> torch.Tensor:
         return images
     if channels == 1 and in_channels == 3:
         return images.expand(-1, 3, -1, -1)
-    raise ValueError(f"the network takes {in_channels}-channel images (or grey ones), got {channels} channels")
+    raise ValueError(f"the network takes {in_channels}-channel images (or grey ones), "
+                     f"got {channels} channels")
 
 
 class CifarResNet(nn.Module):
-    """The plain backbone: ``normalize`` → ``stem`` → ``layer1`` … ``layerN`` → global average pool → ``fc``.
+    """The plain backbone: ``normalize`` → ``stem`` → ``layer1`` … ``layerN`` → average pool → ``fc``.
 
     ``forward`` returns logits [B, num_classes]; ``features`` the last stage's maps [B, K, h, w]. For
     Grad-CAM, explain :attr:`cam_layer` (``"layerN"``, the last stage: its tail is pool + fc, linear).

@@ -1,0 +1,73 @@
+"""Score-CAM (Wang et al., CVPR Workshops 2020)."""
+
+from __future__ import annotations
+
+import torch
+
+from camrepro.methods.base import ChannelCAM, normalize_maps, upsample
+from camrepro.methods.validation import check_positive_int
+from camrepro.models.masking import masked_forward
+
+
+class ScoreCAM(ChannelCAM):
+    """Score-CAM: a channel's weight is how much its activation map, used as a mask, raises the score.
+
+    Paper: H. Wang, Z. Wang, M. Du, F. Yang, Z. Zhang, S. Ding, P. Mardziel, X. Hu, "Score-CAM: Score-Weighted
+    Visual Explanations for Convolutional Neural Networks", CVPR Workshops 2020, Sec. 3 (Definition 2, the
+    Channel-wise Increase of Confidence, and the Score-CAM map built on it):
+
+        H_k = s(Up(A_k))  (bilinear upsampling to the input size, then min-max to [0, 1]),
+        α_k^c = C(A_k) = f^c(X ∘ H_k) − f^c(X_b),      L^c = ReLU(Σ_k α_k^c A_k),
+
+    with f^c the softmax probability of class c (the paper normalises scores with a softmax) and X_b the
+    black image. X ∘ H_k multiplies the [0, 1] image (pixel space, before the network's mean/std
+    normalisation), through :func:`camrepro.models.masking.masked_forward`.
+
+    Batched: the masked copies of all images and channels are formed chunk by chunk, and ``batch_size`` of
+    them go through the network per forward pass. A channel whose activation map is constant has H_k = 0 (the
+    normalisation of a constant map), so its masked image is the black image and its score is f^c(X_b)
+    exactly: those channels are not run again, which changes no result.
+
+    Cost: 1 forward (capture) + 1 forward of the black image per call + one forward per non-constant channel
+    per image (K′ ≤ K), in ⌈B·K′ / batch_size⌉ batched passes; no backward.
+
+    Example:
+        >>> cam = ScoreCAM(net, layer="features.18", batch_size=64)
+        >>> maps = cam(images)            # [B, H, W] in [0, 1]
+
+    Deviations from the paper: the paper's Algorithm 1 applies a further softmax across channels to the
+    logit differences, and its official code uses f^c(X ∘ H_k) without subtracting f^c(X_b); we implement the
+    definition of the text (``subtract_baseline=False`` gives the official code's weights). Upsampling uses
+    ``align_corners=False`` as every map of this package.
+    """
+
+    name = "score-cam"
+    paper = "Wang et al., CVPR Workshops 2020"
+    needs_gradients = False
+    forward_passes = "1 + K' per image (+1 black image per call); K' <= K non-constant channels"
+
+    def __init__(self, model, layer=None, *, batch_size: int = 64, subtract_baseline: bool = True):
+        super().__init__(model, layer)
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        if not isinstance(subtract_baseline, bool):
+            raise TypeError(f"subtract_baseline must be a bool, got {type(subtract_baseline).__name__}")
+        self.subtract_baseline = subtract_baseline
+
+    def _channel_weights(self, images, acts, logits, targets):
+        acts = acts.detach()
+        flat = acts.flatten(2)
+        varying = flat.amax(dim=2) > flat.amin(dim=2)  # [B, K]
+        size = tuple(images.shape[-2:])
+        with torch.no_grad():
+            black = torch.zeros_like(images[:1])
+            baseline = torch.softmax(self.model(black).float(), dim=1)[0, targets]  # [B]
+            scores = baseline[:, None].repeat(1, acts.shape[1])  # constant maps score f^c(X_b)
+            image_index, channel_index = varying.nonzero(as_tuple=True)
+            for start in range(0, image_index.numel(), self.batch_size):
+                b = image_index[start : start + self.batch_size]
+                k = channel_index[start : start + self.batch_size]
+                masks = normalize_maps(upsample(acts[b, k], size))
+                out = masked_forward(self.model, images[b], masks, space="pixel")
+                scores[b, k] = torch.softmax(out.float(), dim=1).gather(1, targets[b, None]).squeeze(1)
+        weights = scores - baseline[:, None] if self.subtract_baseline else scores
+        return weights.to(acts.dtype)

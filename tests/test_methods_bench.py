@@ -1,0 +1,158 @@
+"""The benchmark runner (src/camrepro/bench.py): the timing with a fake clock; the table on a tiny net."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from conftest import LAYER, make_linear_tail_net
+
+from camrepro import bench
+
+
+class FakeClock:
+    """A clock that a fake method advances by ``cost`` seconds per image it is given."""
+
+    def __init__(self, cost: float):
+        self.now = 0.0
+        self.cost = cost
+        self.calls: list[int] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def run(self, x: torch.Tensor, _targets: torch.Tensor) -> None:
+        self.calls.append(x.shape[0])
+        self.now += self.cost * x.shape[0]
+
+
+def test_seconds_per_call_is_the_median_of_the_repeats():
+    ticks = iter([0.0, 1.0, 10.0, 13.0, 20.0, 22.0])  # calls of 1 s, 3 s and 2 s
+    assert bench.seconds_per_call(lambda: None, 3, torch.device("cpu"), clock=lambda: next(ticks)) == 2.0
+    with pytest.raises(ValueError, match="repeats must be at least 1"):
+        bench.seconds_per_call(lambda: None, 0, torch.device("cpu"))
+
+
+def test_a_cheap_method_is_warmed_up_and_timed_on_full_batches():
+    clock = FakeClock(cost=0.25)
+    images, targets = torch.zeros(16, 3, 2, 2), torch.zeros(16, dtype=torch.long)
+    budget = bench.Budget(repeats=3, warmup=2, expensive_seconds=1.0, expensive_images=2, expensive_repeats=1)
+    timings = bench.time_method(clock.run, images, targets, [1, 16], budget, clock=clock)
+    assert timings == {1: bench.Timing(0.25, 1, 3), 16: bench.Timing(0.25, 16, 3)}
+    # probe (1 image), then per batch: 2 warm-ups + 3 timed calls
+    assert clock.calls == [1] + [1] * 5 + [16] * 5
+
+
+def test_an_expensive_method_is_timed_on_a_few_images_and_its_probe_is_the_batch_1_row():
+    clock = FakeClock(cost=6.0)  # above 5 × the threshold: no confirmation call
+    images, targets = torch.zeros(16, 3, 2, 2), torch.zeros(16, dtype=torch.long)
+    budget = bench.Budget(repeats=3, warmup=2, expensive_seconds=1.0, expensive_images=2, expensive_repeats=1)
+    timings = bench.time_method(clock.run, images, targets, [1, 16], budget, clock=clock)
+    assert timings == {1: bench.Timing(6.0, 1, 1), 16: bench.Timing(6.0, 2, 1)}
+    assert clock.calls == [1, 2]
+    with pytest.raises(ValueError, match="batch 32 is larger than the 16 images"):
+        bench.time_method(clock.run, images, targets, [32], budget, clock=clock)
+
+
+def test_a_slow_first_call_is_confirmed_before_a_method_is_called_expensive():
+    clock = FakeClock(cost=0.25)
+    first = [True]
+
+    def run(x, t):  # the first call pays 3 s of one-time costs, then 0.25 s per image
+        clock.run(x, t)
+        if first[0]:
+            clock.now += 3.0
+            first[0] = False
+
+    images, targets = torch.zeros(4, 3, 2, 2), torch.zeros(4, dtype=torch.long)
+    budget = bench.Budget(repeats=1, warmup=0, expensive_seconds=1.0, expensive_images=2, expensive_repeats=1)
+    assert bench.time_method(run, images, targets, [4], budget, clock=clock) == {4: bench.Timing(0.25, 4, 1)}
+    assert clock.calls == [1, 1, 4]
+
+
+def test_the_table_on_a_tiny_network_compares_with_pytorch_grad_cam():
+    pytest.importorskip("pytorch_grad_cam")
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 8, 8)
+    logged: list[str] = []
+    table = bench.run_benchmark(
+        make_linear_tail_net(),
+        LAYER,
+        images,
+        ["grad-cam", "fake-cam", "attention"],
+        batch_sizes=(1, 2),
+        budget=bench.Budget(repeats=1, warmup=0),
+        log=logged.append,
+    )
+    assert list(table.columns) == bench.COLUMNS
+    assert table[["method", "batch"]].values.tolist() == [
+        ["grad-cam", 1],
+        ["grad-cam", 2],
+        ["fake-cam", 1],
+        ["fake-cam", 2],
+        ["attention", 1],
+        ["attention", 2],
+    ]
+    grad = table[table.method == "grad-cam"]
+    assert (grad.theirs_s_per_image > 0).all() and (grad.ours_s_per_image > 0).all()
+    pd.testing.assert_series_equal(
+        grad.ratio, grad.theirs_s_per_image / grad.ours_s_per_image, check_names=False
+    )
+    pd.testing.assert_series_equal(
+        grad.ours_in_forwards, grad.ours_s_per_image / grad.forward_s_per_image, check_names=False
+    )
+    assert grad.passes_formula.tolist() == ["1 forward + 1 backward (tail)"] * 2
+    assert grad.ours_images.tolist() == [1, 2] and grad.theirs_images.tolist() == [1, 2]
+    fake = table[table.method == "fake-cam"]
+    assert (
+        fake.theirs_s_per_image.isna().all() and fake.ratio.isna().all() and (fake.theirs_images == 0).all()
+    )
+    attention = table[table.method == "attention"]
+    assert attention.ours_s_per_image.isna().all()
+    assert attention.note.str.startswith("not applicable").all()
+    assert any(line.startswith("attention: not applicable") for line in logged)
+    text = bench.format_table(table)
+    assert "grad-cam" in text and "note" not in text
+
+
+def test_the_command_line_is_checked():
+    args = bench.parse_args([])
+    assert args.batch_sizes == [1, 16] and args.model == "mobilenet_v2" and args.expensive_images == 2
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--methods", "grad-kam"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--repeats", "0"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--batch-sizes", "0"])
+
+
+@pytest.mark.slow
+def test_main_writes_the_csv(tmp_path, capsys):
+    assert (
+        bench.main(
+            [
+                "--device",
+                "cpu",
+                "--methods",
+                "fake-cam",
+                "cam",
+                "--batch-sizes",
+                "1",
+                "2",
+                "--repeats",
+                "1",
+                "--size",
+                "64",
+                "--no-compare",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    table = pd.read_csv(tmp_path / "bench-cpu.csv")
+    assert table.method.tolist() == ["fake-cam", "fake-cam", "cam", "cam"]
+    assert not math.isnan(table.forward_s_per_image.iloc[0])
+    assert "written to" in capsys.readouterr().out
