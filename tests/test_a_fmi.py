@@ -312,7 +312,8 @@ def test_batch_equals_loop(reference):
     single = AFMI(net, layer="features.1", reference=ref, steps=5, batch_size=3, blur_sigma=2.0)
     for i in range(4):
         if reference == "tensor-per-image":
-            single = AFMI(net, layer="features.1", reference=ref[i:i + 1], steps=5, batch_size=3, blur_sigma=2.0)
+            single = AFMI(net, layer="features.1", reference=ref[i:i + 1], steps=5, batch_size=3,
+                          blur_sigma=2.0)
         assert torch.allclose(single(x[i:i + 1], targets[i]), maps[i:i + 1], atol=1e-10)
         assert torch.allclose(single.weights(x[i:i + 1], targets[i]), weights[i:i + 1], atol=1e-10)
 
@@ -416,6 +417,21 @@ def test_cross_reference_agreement_by_hand():
     assert len(table) == 6                                             # every unordered pair once
     with pytest.raises(ValueError, match="at least two references"):
         cross_reference_agreement({"a": a}, 0.1)
+    # two maps that differ only inside each 2 × 2 cell disagree pixel by pixel but agree once pooled
+    fine = torch.tensor([[[0.0, 0.1, 0.4, 0.5], [0.2, 0.3, 0.6, 0.7], [0.8, 0.9, 0.2, 0.2], [1.0, 0.9, 0.2, 0.2]]])
+    shuffled = fine.clone()
+    shuffled[0, 0, 0], shuffled[0, 1, 1] = fine[0, 1, 1], fine[0, 0, 0]   # swap within the top-left cell
+    shuffled[0, 2, 0], shuffled[0, 3, 0] = fine[0, 3, 0], fine[0, 2, 0]   # swap within the bottom-left cell
+    row = cross_reference_agreement({"a": fine, "b": shuffled}, 0.25, pooled_size=2).iloc[0]
+    assert row.spearman < 0.99
+    assert row.spearman_pooled == pytest.approx(1.0) and row.topk_iou_pooled == pytest.approx(1.0)
+
+
+def test_pooled_maps_average_each_cell():
+    from camrepro.experiments.afmi import pooled
+
+    maps = torch.tensor([[[0.0, 1.0, 0.5, 0.5], [1.0, 0.0, 0.5, 0.5], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.0]]])
+    assert torch.allclose(pooled(maps, 2), torch.tensor([[[0.5, 0.5], [0.0, 0.75]]]))
 
 
 def test_insensitivity_summary_counts_a_constant_pair_as_zero_and_pair_matrix_is_symmetric():
@@ -423,17 +439,22 @@ def test_insensitivity_summary_counts_a_constant_pair_as_zero_and_pair_matrix_is
 
     from camrepro.experiments.afmi import insensitivity_summary, pair_matrix
 
-    pairs = pd.DataFrame({"model": "m", "method": "a-fmi", "image": ["p0", "p0", "p0", "p1", "p1", "p1"],
+    pairs = pd.DataFrame({"model": "m", "method": "a-fmi", "layer": "last",
+                          "image": ["p0", "p0", "p0", "p1", "p1", "p1"],
                           "reference_a": ["x", "x", "y"] * 2, "reference_b": ["y", "z", "z"] * 2,
                           "spearman": [0.9, 0.5, float("nan"), 0.7, 0.3, 0.6],
                           "topk_iou": [0.6, 0.2, 0.0, 0.4, 0.2, 0.3],
-                          "constant": [False, False, True, False, False, False]})
+                          "constant": [False, False, True, False, False, False],
+                          "spearman_pooled": [1.0, 0.5, float("nan"), 0.5, 0.5, 0.5],
+                          "topk_iou_pooled": [1.0, 0.5, 0.5, 0.5, 0.5, 0.5]})
     results = _fake_results("insensitivity", "pairs", pairs)
     summary = insensitivity_summary(results).iloc[0]
     assert summary.rank_correlation == pytest.approx((0.9 + 0.5 + 0.0 + 0.7 + 0.3 + 0.6) / 6)
     assert summary.topk_iou == pytest.approx(1.7 / 6)
     assert summary.pairs == 6 and summary.constant_pairs == 1
-    matrix = pair_matrix(results, "m", "a-fmi")
+    assert summary.rank_correlation_pooled == pytest.approx(3.0 / 6)
+    assert summary.topk_iou_pooled == pytest.approx(3.5 / 6)
+    matrix = pair_matrix(results, "m", "a-fmi", "last")
     assert list(matrix.index) == ["x", "y", "z"]
     assert matrix.loc["x", "y"] == pytest.approx(0.8) and matrix.loc["y", "x"] == pytest.approx(0.8)
     assert matrix.loc["y", "z"] == pytest.approx(0.3)   # (0 for the constant pair + 0.6) / 2
@@ -441,22 +462,38 @@ def test_insensitivity_summary_counts_a_constant_pair_as_zero_and_pair_matrix_is
 
 
 def _summary(rows, columns):
+    """A summary table; the layer column says "input" for the pixel attributions and "last" otherwise."""
     import pandas as pd
 
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=columns)
+    if "layer" not in table:
+        pixel = table.method.isin(["integrated-gradients", "deeplift", "ig"])
+        table["layer"] = pixel.map({True: "input", False: "last"})
+    return table
 
 
 def test_insensitivity_verdict_rule():
     from camrepro.experiments.afmi import insensitivity_verdict
 
-    columns = ["model", "method", "rank_correlation", "topk_iou"]
-    wins = [("m", "a-fmi", 0.8, 0.5), ("m", "integrated-gradients", 0.2, 0.1), ("m", "deeplift", 0.3, 0.2)]
+    columns = ["model", "method", "rank_correlation", "topk_iou", "rank_correlation_pooled", "topk_iou_pooled"]
+    wins = [("m", "a-fmi", 0.8, 0.5, 0.9, 0.6), ("m", "integrated-gradients", 0.2, 0.1, 0.5, 0.3),
+            ("m", "deeplift", 0.3, 0.2, 0.6, 0.4)]
     assert insensitivity_verdict(_summary(wins, columns))[0] == "reproduced"
-    half = [("m", "a-fmi", 0.8, 0.15), ("m", "integrated-gradients", 0.2, 0.1), ("m", "deeplift", 0.3, 0.2)]
+    half = [("m", "a-fmi", 0.8, 0.5, 0.9, 0.35), ("m", "integrated-gradients", 0.2, 0.1, 0.5, 0.3),
+            ("m", "deeplift", 0.3, 0.2, 0.6, 0.4)]
     verdict, lines = insensitivity_verdict(_summary(half, columns))
-    assert verdict == "partly reproduced" and len(lines) == 2   # higher ρ but lower IoU than DeepLIFT: no win
-    none = [("m", "a-fmi", 0.1, 0.05), ("m", "integrated-gradients", 0.2, 0.1), ("m", "deeplift", 0.3, 0.2)]
+    assert verdict == "partly reproduced" and len(lines) == 2   # pooled IoU below DeepLIFT's: no win there
+    none = [("m", "a-fmi", 0.1, 0.05, 0.1, 0.1), ("m", "integrated-gradients", 0.2, 0.1, 0.5, 0.3),
+            ("m", "deeplift", 0.3, 0.2, 0.6, 0.4)]
     assert insensitivity_verdict(_summary(none, columns))[0] == "not reproduced"
+    # the verdict reads A-FMI at the layer it is asked about, and only there
+    two_layers = _summary(wins, columns)
+    other_layer = two_layers[two_layers.method == "a-fmi"].assign(layer="nonlinear", rank_correlation=0.0)
+    import pandas as pd
+
+    both = pd.concat([two_layers, other_layer], ignore_index=True)
+    assert insensitivity_verdict(both, "last")[0] == "reproduced"
+    assert insensitivity_verdict(both, "nonlinear")[0] == "not reproduced"
     assert insensitivity_verdict(_summary(wins[1:], columns))[0] == "not testable here"
 
 
@@ -525,7 +562,8 @@ def test_chapter_parameters_are_checked():
                           ({"methods": ["deeplift"]}, "must include 'a-fmi'"),
                           ({"methods": ["a-fmi", "grad-cam"]}, "take no reference"),
                           ({"models": ["alexnet"]}, "must list models"),
-                          ({"layer": "middle"}, "'layer' must be one of"),
+                          ({"layers": ["middle"]}, "'layers' must list distinct choices"),
+                          ({"layers": []}, "'layers' must list distinct choices"),
                           ({"saturation_images": 99}, "cannot exceed"),
                           ({"temperatures": [0]}, "positive numbers"),
                           ({"n_grids": 0}, "'n_grids' must be a positive int")]:
@@ -533,7 +571,7 @@ def test_chapter_parameters_are_checked():
             check_params({**params, **change})
     with pytest.raises(ValueError, match="lack"):
         check_params({k: v for k, v in params.items() if k != "afmi_steps"})
-    assert layer_for("mobilenet_v2", "default") == "features.18"
+    assert layer_for("mobilenet_v2", "last") == "features.18"
     assert layer_for("mobilenet_v2", "nonlinear") == "features.17"
     other = torch.zeros(1, 3, 4, 4)
     options = method_options("a-fmi", "photo", params, other)

@@ -92,6 +92,33 @@ def test_train_config_and_network_spec_follow_the_parameters():
         lficam.network_spec("vgg", p, 10, 1)
 
 
+def test_data_params_name_exactly_what_defines_the_data():
+    canvas = lficam.data_params(lficam.check_params({}))
+    assert canvas == {"source": "canvas", "size": 40, "n_train": 4000, "n_test": 1000, "n_clutter": 4,
+                      "clutter_size": 8, "noise": 0.1, "seed": 0}
+    folder = lficam.data_params(lficam.check_params({"data": {"source": "image-folder", "train_root": "a",
+                                                              "test_root": "b"}}))
+    assert folder == {"source": "image-folder", "train_root": "a", "test_root": "b", "image_size": 32}
+
+
+def test_explain_uses_grad_cam_for_the_plain_network_and_attention_otherwise():
+    from camrepro.methods.attention import AttentionMap
+    from camrepro.methods.grad_cam import GradCAM
+    from camrepro.training import build_network, seeded
+
+    p = lficam.check_params(MICRO)
+    images = torch.rand(5, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    for kind in lficam.KINDS:
+        with seeded(0):
+            net = build_network(lficam.network_spec(kind, p, 10, 1)).eval()
+        maps, predicted = lficam.explain(kind, net, images, batch_size=2)
+        method = GradCAM(net, layer=net.cam_layer) if kind == "plain" else AttentionMap(net)
+        torch.testing.assert_close(maps, method(images))
+        with torch.no_grad():
+            logits = net(images) if kind == "plain" else net(images).logits
+        assert torch.equal(predicted, logits.argmax(1))
+
+
 # ----------------------------------------------------------------------------------------------------- data
 
 def test_image_folder_data_is_loaded_with_its_classes(tmp_path):

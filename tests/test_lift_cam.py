@@ -24,7 +24,8 @@ pytestmark = pytest.mark.filterwarnings("error")
 
 
 class HandNet(nn.Module):
-    """image [B, 3, 1, 1] → features: A = (3·x₀, x₁) → head: z = A₀ + 2·A₁ − 1 → ReLU → fc: y = (2h + 0.5, −h).
+    """image [B, 3, 1, 1] → features: A = (3·x₀, x₁) → head: z = A₀ + 2·A₁ − 1 → ReLU → fc: y = (2h + 0.5,
+    −h).
 
     For x = (1, 1, 0): A = (3, 1), z = 4, h = 4, y₀ = 8.5; with A = 0: z = −1, h = 0, y₀ = 0.5.
     DeepLIFT-Rescale: the ReLU's multiplier is Δh/Δz = 4/5, so φ = 2 · 4/5 · (1·3, 2·1) = (4.8, 3.2), sum 8.
@@ -128,8 +129,8 @@ class LinearTail(nn.Module):
 
 
 class ConvTail(nn.Module):
-    """conv + batch-norm + an activation + (optional) max-pool + pool + fc: the non-linear tails of the paper's
-    VGG16 (max-pool) and of MobileNetV2 / EfficientNet-Lite (ReLU6)."""
+    """conv + batch-norm + an activation + (optional) max-pool + pool + fc: the non-linear tails of the
+    paper's VGG16 (max-pool) and of MobileNetV2 / EfficientNet-Lite (ReLU6)."""
 
     def __init__(self, activation, max_pool=False, k=6, classes=4):
         super().__init__()
@@ -443,8 +444,9 @@ def test_chapter_parameters_are_checked():
 
     params = {"models": ["vgg16", "resnet50"], "layers": ["last", "nonlinear"], "methods": ["lift-cam", "grad-cam"],
               "photo_source": "ai-benchmark", "image_size": 224, "n_images": 4, "seed": 0, "shap_images": 2,
-              "shap_permutations": 8, "insertion_steps": 8, "n_grids": 1, "max_images": {}, "method_options": {},
-              "timing_images": 1, "chunk": 4, "n_examples": 1}
+              "shap_permutations": 8, "insertion_steps": 8, "n_grids": 1, "max_images": {}, "max_grid_maps": {},
+              "method_options": {},
+              "timing_images": 1, "timing_repeats": 1, "chunk": 4, "n_examples": 1}
     chapter.check_params(params)
     # VGG16's last layer is also its non-linear-tail layer: run once
     assert chapter.configurations(params) == [("vgg16", "last"), ("resnet50", "last"), ("resnet50", "nonlinear")]
@@ -477,7 +479,21 @@ def test_chapter_counts_network_passes_and_flops():
         torch.testing.assert_close(weights, method.weights(x, targets))
         assert seconds > 0
     # forward: conv 48 outputs × 12 multiply-adds = 1152 FLOPs, linear 3 → 4: 24 FLOPs. Grad-CAM adds the
-    # gradient through the linear layer to the pooled activations (24 FLOPs) and the weighted sum of the 3 maps of
-    # 4 × 4 (2 · 3 · 16 = 96 FLOPs): 1296 / 1176
+    # gradient through the linear layer to the pooled activations (24 FLOPs) and the weighted sum of the 3
+    # maps of 4 × 4 (2 · 3 · 16 = 96 FLOPs): 1296 / 1176
     grad_cam = methods.get("grad-cam")(net, LAYER)
     assert chapter.forward_equivalents(grad_cam, net, x[:1], targets[:1]) == pytest.approx(1296 / 1176)
+
+
+def test_batch_one_timing_interleaves_the_functions_and_repeats_rounds():
+    from camrepro.experiments import liftcam as chapter
+
+    calls = []
+
+    def record(name):
+        return lambda image, target: calls.append((name, int(target)))
+
+    seconds = chapter.batch_one_seconds({"a": record("a"), "b": record("b")}, torch.zeros(2, 3, 4, 4),
+                                        torch.tensor([0, 1]), repeats=2)
+    assert calls == [("a", 0), ("a", 1), ("b", 0), ("b", 1)] * 2
+    assert set(seconds) == {"a", "b"} and all(s >= 0 for s in seconds.values())

@@ -305,6 +305,10 @@ def test_score_cam_is_batched_over_images_and_channels(linear_tail_net):
         [build("score-cam", net).weights(images[i : i + 1], [t]) for i, t in enumerate([0, 1, 2])]
     )
     torch.testing.assert_close(single, batched)
+    with pytest.raises(TypeError, match="batch_size must be a positive int, got bool"):
+        build("score-cam", net, batch_size=True)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got -1"):
+        build("score-cam", net, batch_size=-1)
 
 
 # --- Fake-CAM -----------------------------------------------------------------------------------------------
@@ -472,7 +476,9 @@ def test_integrated_gradients_completeness_within_quadrature_error(relu6_net):
     torch.testing.assert_close(attributions.sum(dim=(1, 2, 3)), gap, atol=2e-2, rtol=1e-2)
     # internal batching changes nothing but the number of images per pass
     whole = methods.get("integrated-gradients")(relu6_net, steps=16).attributions(x, [0, 1])
-    small = methods.get("integrated-gradients")(relu6_net, steps=16, internal_batch_size=4).attributions(x, [0, 1])
+    small = methods.get("integrated-gradients")(relu6_net, steps=16, internal_batch_size=4).attributions(
+        x, [0, 1]
+    )
     torch.testing.assert_close(small, whole, atol=1e-5, rtol=1e-4)
 
 

@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -317,7 +317,6 @@ class TrainResult:
     resumed_from: int = 0                     # epochs already done when this call started
     restarted: str | None = None              # why an existing checkpoint was discarded, if one was
     seconds: float = 0.0                      # wall time of this call
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def evaluate(model: nn.Module, data: Data, *, batch_size: int = 256, device: str | torch.device = "cpu",
@@ -377,6 +376,16 @@ def train(model: nn.Module, data: Data, config: TrainConfig, *, test_data: Data 
     else the cross-entropy of its logits. History columns: epoch, lr (of the epoch's last step), train_loss,
     train_accuracy (running, in train mode), test_loss, test_accuracy (when ``test_data`` is given), seconds,
     images_per_second (training steps only).
+
+    Args:
+        checkpoint: file of the per-epoch checkpoint (resumed from when it matches; see the module docstring).
+        progress: a tqdm bar per epoch; None shows it only when stderr is a terminal.
+        workers: DataLoader worker processes for a Dataset (tensors are indexed directly).
+        on_epoch_end: called with each epoch's history row, after its checkpoint is written.
+
+    Example:
+        >>> result = train(net, (images, labels), TrainConfig(epochs=3, lr=0.1), test_data=(x_test, y_test))
+        >>> result.history.test_accuracy.iloc[-1]
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")

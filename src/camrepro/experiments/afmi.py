@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from camrepro import cache, metrics, models
+from camrepro import cache, methods, metrics, models
 from camrepro.data.grid import make_grids
 from camrepro.data.photos import load_photos
 from camrepro.experiments import explaining
@@ -49,13 +49,15 @@ REFERENCE_METHODS = ("a-fmi", "integrated-gradients", "deeplift", "lift-cam")
 """Methods that take a ``reference`` (and ``blur_sigma``, ``noise_seed``) option."""
 PIXEL_METHODS = ("integrated-gradients", "deeplift")
 """The reference-based attributions the insensitivity claim is judged against."""
-LAYER_CHOICES = ("default", "nonlinear")
+LAYER_CHOICES = ("last", "nonlinear")
+INPUT = "input"
+"""The ``layer`` label of the pixel attributions, which explain the input rather than a layer."""
 
 REQUIRED = (
-    "models", "layer", "photo_source", "seed", "chunk",
+    "models", "layers", "photo_source", "seed", "chunk",
     # 1. reference insensitivity
     "n_images", "references", "other_photo", "blur_sigma", "noise_seed", "methods", "afmi_steps", "ig_steps",
-    "topk_fraction",
+    "topk_fraction", "pooled_size",
     # 2. saturation
     "saturation_models", "saturation_pool", "saturation_images", "temperatures", "saturation_reference",
     "saturation_steps",
@@ -86,8 +88,10 @@ def check_params(params: Mapping[str, object]) -> dict[str, object]:
         if unknown or not params[key]:
             raise ValueError(f"afmi parameter {key!r} must list models among {sorted(models.MODELS)}, "
                              f"got {params[key]!r}")
-    if params["layer"] not in LAYER_CHOICES:
-        raise ValueError(f"afmi parameter 'layer' must be one of {LAYER_CHOICES}, got {params['layer']!r}")
+    layers = list(params["layers"])
+    if not layers or len(set(layers)) != len(layers) or not set(layers) <= set(LAYER_CHOICES):
+        raise ValueError(f"afmi parameter 'layers' must list distinct choices among {LAYER_CHOICES} (the "
+                         f"first is the one the verdicts use), got {params['layers']!r}")
     known = (*REFERENCE_NAMES, OTHER_PHOTO)
     references = list(params["references"])
     if len(references) < 2 or len(set(references)) != len(references) or not set(references) <= set(known):
@@ -103,8 +107,9 @@ def check_params(params: Mapping[str, object]) -> dict[str, object]:
     if unsupported:
         raise ValueError(f"afmi parameter 'methods' lists {unsupported}, which take no reference; "
                          f"choose among {REFERENCE_METHODS}")
-    for key in ("chunk", "n_images", "afmi_steps", "ig_steps", "saturation_pool", "saturation_images",
-                "saturation_steps", "faithfulness_images", "insertion_steps", "grid_photos", "n_grids"):
+    for key in ("chunk", "n_images", "pooled_size", "afmi_steps", "ig_steps", "saturation_pool",
+                "saturation_images", "saturation_steps", "faithfulness_images", "insertion_steps", "grid_photos",
+                "n_grids"):
         _positive_int(params, key)
     if params["saturation_images"] > params["saturation_pool"]:
         raise ValueError("afmi parameter 'saturation_images' cannot exceed 'saturation_pool'")
@@ -119,10 +124,16 @@ def check_params(params: Mapping[str, object]) -> dict[str, object]:
 
 
 def layer_for(model_name: str, choice: str) -> str:
-    """The explained layer: ``"default"`` = last convolution (a linear tail: pool + fc), ``"nonlinear"`` = the
-    block before it (its tail holds a 1×1 convolution, batch-norm and ReLU6 before the pool)."""
+    """The explained layer: ``"last"`` = the last convolution (a linear tail: pool + fc), ``"nonlinear"`` =
+    the block before it (its tail holds a 1×1 convolution, batch-norm and ReLU6 before the pool)."""
     spec = models.MODELS[model_name]
-    return spec.default_layer if choice == "default" else spec.nonlinear_tail_layer
+    return spec.default_layer if choice == "last" else spec.nonlinear_tail_layer
+
+
+def method_layers(name: str, choices: list[str]) -> list[str]:
+    """The layer choices method ``name`` runs at: every one of ``choices`` for a method that explains a layer,
+    ``[INPUT]`` for a pixel attribution."""
+    return list(choices) if methods.get(name).needs_layer else [INPUT]
 
 
 def load_images(params: Mapping[str, object], n: int) -> tuple[torch.Tensor, list[str]]:
@@ -199,13 +210,22 @@ def afmi_maps(afmi: AFMI, images: torch.Tensor, targets: torch.Tensor, chunk: in
     return torch.cat(maps), pd.concat(rows, ignore_index=True)
 
 
-def cross_reference_agreement(maps: Mapping[str, torch.Tensor], topk_fraction: float) -> pd.DataFrame:
+def pooled(maps: torch.Tensor, size: int) -> torch.Tensor:
+    """Maps [N, H, W] averaged over a size × size grid of cells (adaptive average pooling): [N, size, size]."""
+    return torch.nn.functional.adaptive_avg_pool2d(maps.unsqueeze(1), size).squeeze(1)
+
+
+def cross_reference_agreement(maps: Mapping[str, torch.Tensor], topk_fraction: float,
+                              pooled_size: int | None = None) -> pd.DataFrame:
     """Agreement of one method's maps of the same images under different references.
 
     ``maps``: reference name → maps [N, H, W] of the same N images. One row per image and unordered pair of
     references (in the order given): ``spearman`` (rank correlation of the pixels; NaN when either map is
     constant, which carries no ranking), ``topk_iou`` (IoU of the ``topk_fraction`` most salient pixels) and
-    ``constant`` (either map is constant).
+    ``constant`` (either map is constant). With ``pooled_size``, the same two measures on the maps averaged
+    over a ``pooled_size`` × ``pooled_size`` grid (``spearman_pooled``, ``topk_iou_pooled``): a comparison at
+    one common resolution, since a map upsampled from a 7 × 7 layer is smooth by construction while a pixel
+    attribution is not.
     """
     names = list(maps)
     if len(names) < 2:
@@ -218,9 +238,15 @@ def cross_reference_agreement(maps: Mapping[str, torch.Tensor], topk_fraction: f
         flat_b = maps[b].flatten(1)
         constant = ((flat_a.max(1).values == flat_a.min(1).values)
                     | (flat_b.max(1).values == flat_b.min(1).values)).cpu().numpy()
+        extra: dict[str, np.ndarray] = {}
+        if pooled_size is not None:
+            small_a, small_b = pooled(maps[a], pooled_size), pooled(maps[b], pooled_size)
+            extra = {"spearman_pooled": metrics.map_rank_correlation(small_a, small_b).numpy(),
+                     "topk_iou_pooled": metrics.topk_iou(small_a, small_b, topk_fraction).numpy()}
         for i in range(len(rho)):
             rows.append({"image": i, "reference_a": a, "reference_b": b, "spearman": float(rho[i]),
-                         "topk_iou": float(iou[i]), "constant": bool(constant[i])})
+                         "topk_iou": float(iou[i]), "constant": bool(constant[i]),
+                         **{key: float(value[i]) for key, value in extra.items()}})
     return pd.DataFrame(rows)
 
 
@@ -252,7 +278,6 @@ def _float16(t: torch.Tensor) -> np.ndarray:
 def _insensitivity(model_name: str, params: Mapping[str, object], device: str) -> dict[str, object]:
     dev = torch.device(device)
     net, _ = models.load(model_name, device=dev)
-    layer = layer_for(model_name, params["layer"])
     cpu_images, names = load_images(params, params["n_images"])
     images = cpu_images.to(dev)
     targets, probs = explaining.predict(net, images)
@@ -268,22 +293,26 @@ def _insensitivity(model_name: str, params: Mapping[str, object], device: str) -
         example[f"reference|{reference}"] = _float16(make_reference(
             images[:1], spec, blur_sigma=float(params["blur_sigma"]), noise_seed=int(params["noise_seed"])))
     for name in params["methods"]:
-        maps: dict[str, torch.Tensor] = {}
-        for reference in params["references"]:
-            method = explaining.build(name, net, layer, method_options(name, reference, params, other))
-            start = time.perf_counter()
-            if isinstance(method, AFMI):
-                maps[reference], check = afmi_maps(method, images, targets, params["chunk"])
-                completeness.append(check.assign(model=model_name, reference=reference, image=names))
-            else:
-                maps[reference], _ = explaining.explain(method, images, targets, chunk=params["chunk"])
-            timing.append({"model": model_name, "method": name, "reference": reference,
-                           "s_per_image": (time.perf_counter() - start) / images.shape[0]})
-            maps[reference] = maps[reference].cpu()
-            example[f"map|{name}|{reference}"] = _float16(maps[reference][:1])
-        pairs = cross_reference_agreement(maps, float(params["topk_fraction"]))
-        pairs["image"] = [names[i] for i in pairs["image"]]
-        pair_frames.append(pairs.assign(model=model_name, method=name))
+        for choice in method_layers(name, params["layers"]):
+            layer = None if choice == INPUT else layer_for(model_name, choice)
+            maps: dict[str, torch.Tensor] = {}
+            for reference in params["references"]:
+                method = explaining.build(name, net, layer, method_options(name, reference, params, other))
+                start = time.perf_counter()
+                if isinstance(method, AFMI):
+                    maps[reference], check = afmi_maps(method, images, targets, params["chunk"])
+                    completeness.append(check.assign(model=model_name, layer=choice, reference=reference,
+                                                     image=names))
+                else:
+                    maps[reference], _ = explaining.explain(method, images, targets, chunk=params["chunk"])
+                timing.append({"model": model_name, "method": name, "layer": choice, "reference": reference,
+                               "s_per_image": (time.perf_counter() - start) / images.shape[0]})
+                maps[reference] = maps[reference].cpu()
+                example[f"map|{name}|{choice}|{reference}"] = _float16(maps[reference][:1])
+            pairs = cross_reference_agreement(maps, float(params["topk_fraction"]),
+                                              int(params["pooled_size"]))
+            pairs["image"] = [names[i] for i in pairs["image"]]
+            pair_frames.append(pairs.assign(model=model_name, method=name, layer=choice))
     return {"predictions": predictions, "pairs": pd.concat(pair_frames, ignore_index=True),
             "completeness": pd.concat(completeness, ignore_index=True), "timing": pd.DataFrame(timing),
             "example": example}
@@ -351,7 +380,6 @@ def _saturation(model_name: str, params: Mapping[str, object], device: str) -> d
 def _faithfulness(model_name: str, params: Mapping[str, object], device: str) -> dict[str, object]:
     dev = torch.device(device)
     net, _ = models.load(model_name, device=dev)
-    layer = layer_for(model_name, params["layer"])
     n_photos = max(params["faithfulness_images"], params["grid_photos"])
     cpu_images, names = load_images(params, n_photos)
     all_images = cpu_images.to(dev)
@@ -369,24 +397,26 @@ def _faithfulness(model_name: str, params: Mapping[str, object], device: str) ->
         # LIFT-CAM keeps its paper's reference (all-zero activations); the pixel attributions and A-FMI share
         # the chapter's reference image
         reference = None if name == "lift-cam" else params["faithfulness_reference"]
-        method = explaining.build(name, net, layer, method_options(name, reference, params, other))
-        maps, seconds = explaining.explain(method, images, targets, chunk=params["chunk"])
-        p, o = metrics.masked_probabilities(net, images, maps, targets, space="pixel")
-        rows.append(pd.DataFrame({"model": model_name, "method": name, "image": names[:n],
-                                  "p": p.numpy(), "o": o.numpy(), "s_per_image": seconds}))
-        for mode in ("deletion", "insertion"):
-            auc = metrics.insertion_deletion(net, images, maps, targets, mode=mode,
-                                             steps=params["insertion_steps"])["auc_per_image"]
-            auc_rows.append(pd.DataFrame({"model": model_name, "method": name, "mode": mode,
-                                          "image": names[:n], "auc": np.asarray(auc, dtype=float)}))
-        grid_maps, _ = explaining.explain(method, grid_images, grid_targets, chunk=params["chunk"])
-        pointing = metrics.grid_pointing_game(grid_maps, grid_quadrants.to(dev))
-        grid_rows.append(pd.DataFrame({"model": model_name, "method": name,
-                                       "grid": np.arange(len(grid_targets)) // 4,
-                                       "quadrant": grid_quadrants.numpy(),
-                                       "class": grid_targets.cpu().numpy(),
-                                       "hit": pointing.hit.cpu().numpy().astype(bool),
-                                       "energy": pointing.energy.cpu().numpy().astype(float)}))
+        for choice in method_layers(name, params["layers"]):
+            layer = None if choice == INPUT else layer_for(model_name, choice)
+            method = explaining.build(name, net, layer, method_options(name, reference, params, other))
+            maps, seconds = explaining.explain(method, images, targets, chunk=params["chunk"])
+            p, o = metrics.masked_probabilities(net, images, maps, targets, space="pixel")
+            key = {"model": model_name, "method": name, "layer": choice}
+            rows.append(pd.DataFrame({**key, "image": names[:n], "p": p.numpy(), "o": o.numpy(),
+                                      "s_per_image": seconds}))
+            for mode in ("deletion", "insertion"):
+                auc = metrics.insertion_deletion(net, images, maps, targets, mode=mode,
+                                                 steps=params["insertion_steps"])["auc_per_image"]
+                auc_rows.append(pd.DataFrame({**key, "mode": mode, "image": names[:n],
+                                              "auc": np.asarray(auc, dtype=float)}))
+            grid_maps, _ = explaining.explain(method, grid_images, grid_targets, chunk=params["chunk"])
+            pointing = metrics.grid_pointing_game(grid_maps, grid_quadrants.to(dev))
+            grid_rows.append(pd.DataFrame({**key, "grid": np.arange(len(grid_targets)) // 4,
+                                           "quadrant": grid_quadrants.numpy(),
+                                           "class": grid_targets.cpu().numpy(),
+                                           "hit": pointing.hit.cpu().numpy().astype(bool),
+                                           "energy": pointing.energy.cpu().numpy().astype(float)}))
     return {"faithfulness": pd.concat(rows, ignore_index=True),
             "insertion_deletion": pd.concat(auc_rows, ignore_index=True),
             "grid": pd.concat(grid_rows, ignore_index=True)}
@@ -395,12 +425,13 @@ def _faithfulness(model_name: str, params: Mapping[str, object], device: str) ->
 # ------------------------------------------------------------------------------------------------ running
 
 SECTION_KEYS = {
-    "insensitivity": ("layer", "photo_source", "seed", "chunk", "n_images", "references", "other_photo",
-                      "blur_sigma", "noise_seed", "methods", "afmi_steps", "ig_steps", "topk_fraction"),
+    "insensitivity": ("layers", "photo_source", "seed", "chunk", "n_images", "references", "other_photo",
+                      "blur_sigma", "noise_seed", "methods", "afmi_steps", "ig_steps", "topk_fraction",
+                      "pooled_size"),
     "saturation": ("photo_source", "seed", "chunk", "saturation_pool", "saturation_images", "temperatures",
                    "saturation_reference", "saturation_steps", "insertion_steps", "blur_sigma", "noise_seed",
                    "other_photo"),
-    "faithfulness": ("layer", "photo_source", "seed", "chunk", "faithfulness_images", "faithfulness_methods",
+    "faithfulness": ("layers", "photo_source", "seed", "chunk", "faithfulness_images", "faithfulness_methods",
                      "faithfulness_reference", "insertion_steps", "grid_photos", "n_grids", "blur_sigma",
                      "noise_seed", "other_photo", "afmi_steps", "ig_steps"),
 }
@@ -435,26 +466,30 @@ def _tables(results: Mapping[str, cache.Result], section: str, table: str) -> pd
 # ---------------------------------------------------------------------------------------------- summaries
 
 def insensitivity_summary(results: Mapping[str, cache.Result]) -> pd.DataFrame:
-    """Per (model, method): mean and standard deviation of the cross-reference rank correlation (a pair with a
-    constant map counts as 0: it ranks nothing), mean top-k IoU, the number of map pairs and of pairs with a
-    constant map."""
+    """Per (model, method, layer): mean and standard deviation of the cross-reference rank correlation (a pair
+    with a constant map counts as 0: it ranks nothing), mean top-k IoU, the same two means on the pooled maps,
+    the number of map pairs and of pairs with a constant map."""
     pairs = _tables(results, "insensitivity", "pairs")
-    pairs = pairs.assign(spearman_or_zero=pairs["spearman"].fillna(0.0))
-    grouped = pairs.groupby(["model", "method"], sort=False)
+    pairs = pairs.assign(spearman_or_zero=pairs["spearman"].fillna(0.0),
+                         pooled_or_zero=pairs["spearman_pooled"].fillna(0.0))
+    grouped = pairs.groupby(["model", "method", "layer"], sort=False)
     return pd.DataFrame({
         "rank_correlation": grouped["spearman_or_zero"].mean(),
         "rank_correlation_sd": grouped["spearman_or_zero"].std(ddof=0),
         "topk_iou": grouped["topk_iou"].mean(),
+        "rank_correlation_pooled": grouped["pooled_or_zero"].mean(),
+        "topk_iou_pooled": grouped["topk_iou_pooled"].mean(),
         "pairs": grouped.size(),
         "constant_pairs": grouped["constant"].sum().astype(int),
     }).reset_index()
 
 
-def pair_matrix(results: Mapping[str, cache.Result], model: str, method: str, column: str = "spearman"
-                ) -> pd.DataFrame:
-    """Mean agreement of one method's maps for every pair of references (symmetric, 1 on the diagonal)."""
+def pair_matrix(results: Mapping[str, cache.Result], model: str, method: str, layer: str,
+                column: str = "spearman") -> pd.DataFrame:
+    """Mean agreement of one method's maps (at one layer choice, or ``INPUT``) for every pair of references
+    (symmetric, 1 on the diagonal)."""
     pairs = _tables(results, "insensitivity", "pairs")
-    pairs = pairs[(pairs.model == model) & (pairs.method == method)]
+    pairs = pairs[(pairs.model == model) & (pairs.method == method) & (pairs.layer == layer)]
     values = (pairs.assign(value=pairs[column].fillna(0.0))
               .groupby(["reference_a", "reference_b"])["value"].mean())
     names = list(dict.fromkeys([*pairs.reference_a, *pairs.reference_b]))
@@ -483,16 +518,16 @@ def saturation_summary(results: Mapping[str, cache.Result]) -> pd.DataFrame:
 
 
 def faithfulness_summary(results: Mapping[str, cache.Result]) -> pd.DataFrame:
-    """Per (model, method): AD, AI, AG (%), insertion and deletion AUC (%), grid pointing hit rate and energy
-    in the target quadrant (%), seconds per image, and the numbers of images and grid maps."""
+    """Per (model, method, layer): AD, AI, AG (%), insertion and deletion AUC (%), grid pointing hit rate and
+    energy in the target quadrant (%), seconds per image, and the numbers of images and grid maps."""
     faith = _tables(results, "faithfulness", "faithfulness")
     aucs = _tables(results, "faithfulness", "insertion_deletion")
     grid = _tables(results, "faithfulness", "grid")
     rows = []
-    for (model, method), f in faith.groupby(["model", "method"], sort=False):
-        a = aucs[(aucs.model == model) & (aucs.method == method)]
-        g = grid[(grid.model == model) & (grid.method == method)]
-        rows.append({"model": model, "method": method,
+    for (model, method, layer), f in faith.groupby(["model", "method", "layer"], sort=False):
+        a = aucs[(aucs.model == model) & (aucs.method == method) & (aucs.layer == layer)]
+        g = grid[(grid.model == model) & (grid.method == method) & (grid.layer == layer)]
+        rows.append({"model": model, "method": method, "layer": layer,
                      "AD": metrics.average_drop(f.p.to_numpy(), f.o.to_numpy()),
                      "AI": metrics.average_increase(f.p.to_numpy(), f.o.to_numpy()),
                      "AG": metrics.average_gain(f.p.to_numpy(), f.o.to_numpy()),
@@ -506,10 +541,14 @@ def faithfulness_summary(results: Mapping[str, cache.Result]) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------- verdicts
 
 VERDICT_RULES = {
+    "layer": (
+        "Every rule judges A-FMI, LIFT-CAM and Grad-CAM at the first layer of the parameter `layers` (the "
+        "pixel attributions explain the input); the tables give the other layer too."),
     "insensitivity": (
         "For each model and each pixel attribution P (integrated gradients, DeepLIFT), A-FMI counts as less "
-        "sensitive to the reference than P when both its mean cross-reference rank correlation and its mean "
-        "top-k IoU are higher than P's. Reproduced: in every comparison; partly reproduced: in at least "
+        "sensitive to the reference than P when its mean cross-reference rank correlation and its mean top-k "
+        "IoU are both higher than P's, on the maps at full resolution and on the maps pooled to the layer's "
+        "grid. Reproduced: in every comparison; partly reproduced: in at least "
         "half; not reproduced: otherwise."),
     "faithfulness": (
         "Cells: (model, metric) for AG, insertion AUC (higher is better) and deletion AUC (lower is better), "
@@ -528,11 +567,16 @@ VERDICT_RULES = {
 }
 
 
-def insensitivity_verdict(summary: pd.DataFrame) -> tuple[str, list[str]]:
-    """The verdict of the reference-insensitivity claim from :func:`insensitivity_summary` (rule in
-    ``VERDICT_RULES["insensitivity"]``), with one line per comparison."""
+def _at_layer(summary: pd.DataFrame, layer: str) -> pd.DataFrame:
+    """The rows of the layer methods at ``layer`` and of the pixel attributions."""
+    return summary[summary.layer.isin([layer, INPUT])]
+
+
+def insensitivity_verdict(summary: pd.DataFrame, layer: str = "last") -> tuple[str, list[str]]:
+    """The verdict of the reference-insensitivity claim from :func:`insensitivity_summary`, A-FMI at the layer
+    choice ``layer`` (rule in ``VERDICT_RULES["insensitivity"]``), with one line per comparison."""
     wins, lines = [], []
-    for model, s in summary.groupby("model", sort=False):
+    for model, s in _at_layer(summary, layer).groupby("model", sort=False):
         mine = s[s.method == "a-fmi"]
         if mine.empty:
             continue
@@ -540,11 +584,13 @@ def insensitivity_verdict(summary: pd.DataFrame) -> tuple[str, list[str]]:
             theirs = s[s.method == other]
             if theirs.empty:
                 continue
-            rho, iou = float(mine.rank_correlation.iloc[0]), float(mine.topk_iou.iloc[0])
-            their_rho, their_iou = float(theirs.rank_correlation.iloc[0]), float(theirs.topk_iou.iloc[0])
-            wins.append(rho > their_rho and iou > their_iou)
-            lines.append(f"{model}: A-FMI ρ {rho:.2f} / IoU {iou:.2f} vs {other} ρ {their_rho:.2f} / IoU "
-                         f"{their_iou:.2f}")
+            columns = ["rank_correlation", "topk_iou", "rank_correlation_pooled", "topk_iou_pooled"]
+            ours = [float(mine[c].iloc[0]) for c in columns]
+            theirs_ = [float(theirs[c].iloc[0]) for c in columns]
+            wins.append(all(a > b for a, b in zip(ours, theirs_)))
+            lines.append(f"{model}: A-FMI ρ {ours[0]:.2f} / IoU {ours[1]:.2f} (pooled {ours[2]:.2f} / "
+                         f"{ours[3]:.2f}) vs {other} ρ {theirs_[0]:.2f} / IoU {theirs_[1]:.2f} (pooled "
+                         f"{theirs_[2]:.2f} / {theirs_[3]:.2f})")
     if not wins:
         return "not testable here", lines
     if all(wins):
@@ -555,11 +601,11 @@ def insensitivity_verdict(summary: pd.DataFrame) -> tuple[str, list[str]]:
 FAITHFULNESS_METRICS = {"AG": "higher", "insertion": "higher", "deletion": "lower"}
 
 
-def faithfulness_verdict(summary: pd.DataFrame) -> tuple[str, list[str]]:
-    """The verdict of the faithfulness claim from :func:`faithfulness_summary` (rule in
-    ``VERDICT_RULES["faithfulness"]``), with one line per model."""
+def faithfulness_verdict(summary: pd.DataFrame, layer: str = "last") -> tuple[str, list[str]]:
+    """The verdict of the faithfulness claim from :func:`faithfulness_summary`, the layer methods at the layer
+    choice ``layer`` (rule in ``VERDICT_RULES["faithfulness"]``), with one line per model."""
     best, over_grad_cam, lines = [], [], []
-    for model, s in summary.groupby("model", sort=False):
+    for model, s in _at_layer(summary, layer).groupby("model", sort=False):
         mine = s[s.method == "a-fmi"]
         others = s[s.method != "a-fmi"]
         grad_cam = s[s.method == "grad-cam"]
@@ -586,10 +632,11 @@ def faithfulness_verdict(summary: pd.DataFrame) -> tuple[str, list[str]]:
     return "not reproduced", lines
 
 
-def discrimination_verdict(summary: pd.DataFrame) -> tuple[str, list[str]]:
-    """The verdict of the class-discrimination claim (rule in ``VERDICT_RULES["discrimination"]``)."""
+def discrimination_verdict(summary: pd.DataFrame, layer: str = "last") -> tuple[str, list[str]]:
+    """The verdict of the class-discrimination claim, A-FMI and Grad-CAM at the layer choice ``layer`` (rule
+    in ``VERDICT_RULES["discrimination"]``)."""
     ok, lines = [], []
-    for model, s in summary.groupby("model", sort=False):
+    for model, s in _at_layer(summary, layer).groupby("model", sort=False):
         mine = s[s.method == "a-fmi"]
         grad_cam = s[s.method == "grad-cam"]
         if mine.empty or grad_cam.empty:
@@ -630,22 +677,23 @@ def saturation_verdict(summary: pd.DataFrame) -> tuple[str, list[str]]:
 def claims(params: Mapping[str, object], device: str = "cpu") -> pd.DataFrame:
     """The A-FMI rows of the reproducibility report (one per claim of the abstract); runs (or reads from the
     cache) every experiment of the chapter."""
-    return claims_from(run(params, device))
+    return claims_from(run(params, device), list(params["layers"])[0])
 
 
-def claims_from(results: Mapping[str, cache.Result]) -> pd.DataFrame:
-    """The claims table of :func:`claims` from results that :func:`run` returned."""
+def claims_from(results: Mapping[str, cache.Result], layer: str = "last") -> pd.DataFrame:
+    """The claims table of :func:`claims` from results that :func:`run` returned; the verdicts judge the layer
+    methods at the layer choice ``layer`` (the first of the parameter ``layers``)."""
     quoted = "no figure; the abstract claims it qualitatively"
     rows = []
-    verdict, lines = insensitivity_verdict(insensitivity_summary(results))
+    verdict, lines = insensitivity_verdict(insensitivity_summary(results), layer)
     rows.append({"claim": "Insensitive to the choice of reference image", "verdict": verdict,
                  "published": f"{quoted} (\"insensitivity to the choice of reference\")",
                  "ours": "; ".join(lines)})
-    verdict, lines = faithfulness_verdict(faithfulness_summary(results))
+    verdict, lines = faithfulness_verdict(faithfulness_summary(results), layer)
     rows.append({"claim": "Faithful, and better than popular attribution methods", "verdict": verdict,
                  "published": f"{quoted} (\"faithfulness\", \"superior explanation performance\")",
                  "ours": "; ".join(lines)})
-    verdict, lines = discrimination_verdict(faithfulness_summary(results))
+    verdict, lines = discrimination_verdict(faithfulness_summary(results), layer)
     rows.append({"claim": "Class-discriminative", "verdict": verdict,
                  "published": f"{quoted} (\"class discriminability\")", "ours": "; ".join(lines)})
     verdict, lines = saturation_verdict(saturation_summary(results))

@@ -9,17 +9,18 @@ VGG16's tail with its max-pooling and ReLUs) — on packaged photos, with the pr
 
 1. ground-truth SHAP values of the K activation maps by Monte-Carlo permutation sampling
    (:func:`camrepro.metrics.channel_shap.permutation_shap`, antithetic orders, with standard errors) on the
-   first ``shap_images`` photos, and the agreement (Spearman rank correlation, normalised error, cosine) of every
-   method's coefficients with them;
-2. Average Drop / Increase / Gain (pixel-space masking), deletion and insertion AUC, and the grid pointing game
-   on 2×2 grids of photos of four predicted classes;
+   first ``shap_images`` photos, and the agreement (Spearman rank correlation, normalised error, cosine) of
+   every method's coefficients with them;
+2. Average Drop / Increase / Gain (pixel-space masking), deletion and insertion AUC, and the grid pointing
+   game on 2×2 grids of photos of four predicted classes;
 3. time per image at batch 1 and batched, next to a plain forward pass; the number of network passes per
    image (counted with a hook on the network) and the cost in forward-pass equivalents of floating-point
    operations (counted with ``torch.utils.flop_counter`` on one image, forward and backward together);
 4. example maps and each method's coefficients against the SHAP values on one image.
 
-Methods listed in ``max_images`` (Score-CAM: one network pass per channel) run on that many photos and grid
-maps only; every table keeps one row per image, so the number of images behind each figure is visible.
+Methods listed in ``max_images`` (Score-CAM: one network pass per channel) run on that many photos only, and
+those in ``max_grid_maps`` on that many grid maps; every table keeps one row per image, so the number of
+images behind each figure is visible.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ from camrepro.metrics.channel_shap import permutation_shap
 
 CHAPTER = "liftcam"
 LAYER_KINDS = {"last": "default_layer", "nonlinear": "nonlinear_tail_layer"}
-REQUIRED = ("models", "layers", "methods", "photo_source", "image_size", "n_images", "seed", "shap_images", "shap_permutations",
-            "insertion_steps", "n_grids", "max_images", "method_options", "timing_images", "chunk", "n_examples")
+REQUIRED = ("models", "layers", "methods", "photo_source", "image_size", "n_images", "seed", "shap_images",
+            "shap_permutations", "insertion_steps", "n_grids", "max_images", "max_grid_maps", "method_options",
+            "timing_images", "timing_repeats", "chunk", "n_examples")
 PAPER = "LIFT-CAM"
 # The methods the paper's claims compare LIFT-CAM with (those of the run that are in this list).
 OTHER_CAMS = ("lrp-cam", "lime-cam", "grad-cam", "grad-cam++", "xgrad-cam", "score-cam")
@@ -60,7 +62,8 @@ def _positive(params: Mapping[str, object], key: str) -> int:
 
 
 def check_params(params: Mapping[str, object]) -> dict[str, object]:
-    """The chapter's parameters, checked: every key of :data:`REQUIRED`, known models, layer kinds and methods."""
+    """The chapter's parameters, checked: every key of :data:`REQUIRED`, known models, layer kinds and
+    methods."""
     if not isinstance(params, Mapping):
         raise TypeError(f"liftcam parameters must be a mapping, got {type(params).__name__}")
     missing = [k for k in REQUIRED if k not in params]
@@ -76,8 +79,8 @@ def check_params(params: Mapping[str, object]) -> dict[str, object]:
         methods.get(name)  # a ValueError naming the known methods
     if "lift-cam" not in params["methods"]:
         raise ValueError("the liftcam chapter compares every method with lift-cam: list it in 'methods'")
-    for key in ("image_size", "n_images", "shap_images", "shap_permutations", "insertion_steps", "n_grids", "timing_images",
-                "chunk", "n_examples"):
+    for key in ("image_size", "n_images", "shap_images", "shap_permutations", "insertion_steps", "n_grids",
+                "timing_images", "timing_repeats", "chunk", "n_examples"):
         _positive(params, key)
     if params["photo_source"] == "imagenet-val":
         absent = [k for k in ("imagenet_root", "imagenet_labels") if k not in params]
@@ -85,8 +88,9 @@ def check_params(params: Mapping[str, object]) -> dict[str, object]:
             raise ValueError(f"photo_source 'imagenet-val' needs {absent} (the validation folder and its labels file)")
     if params["shap_images"] > params["n_images"]:
         raise ValueError("shap_images must not exceed n_images")
-    if not isinstance(params["max_images"], Mapping) or not isinstance(params["method_options"], Mapping):
-        raise TypeError("max_images and method_options must be mappings keyed by method name")
+    for key in ("max_images", "max_grid_maps", "method_options"):
+        if not isinstance(params[key], Mapping):
+            raise TypeError(f"{key} must be a mapping keyed by method name, got {type(params[key]).__name__}")
     return dict(params)
 
 
@@ -114,7 +118,8 @@ def configurations(params: Mapping[str, object]) -> list[tuple[str, str]]:
 @contextlib.contextmanager
 def count_network_passes(net: nn.Module) -> Iterator[dict[str, int]]:
     """Counts the images that go through ``net`` as a whole (``counter["rows"]``) while the block runs: a
-    method's full forward passes, not the evaluations of the tail alone (which call only the tail's modules)."""
+    method's full forward passes, not the evaluations of the tail alone (which call only the tail's
+    modules)."""
     counter = {"rows": 0}
 
     def hook(_module: nn.Module, inputs: tuple) -> None:
@@ -129,7 +134,8 @@ def count_network_passes(net: nn.Module) -> Iterator[dict[str, int]]:
 
 
 def flops(function, *args) -> int:
-    """Floating-point operations (convolutions and matrix products, forward and backward) of ``function(*args)``."""
+    """Floating-point operations (convolutions and matrix products, forward and backward) of
+    ``function(*args)``."""
     with FlopCounterMode(display=False) as counter:
         function(*args)
     return int(counter.get_total_flops())
@@ -153,8 +159,8 @@ def explain_with_weights(method: Explainer, images: torch.Tensor, targets: torch
                          chunk: int) -> tuple[torch.Tensor, torch.Tensor | None, float]:
     """(maps [N, H, W], channel coefficients [N, K] or None, seconds per image) in chunks of ``chunk`` images.
 
-    The maps are what ``method(images, targets)`` returns (upsampled, min-max normalised); the coefficients come
-    from the same computation, so nothing is explained twice.
+    The maps are what ``method(images, targets)`` returns (upsampled, min-max normalised); the coefficients
+    come from the same computation, so nothing is explained twice.
     """
     maps, weights = [], []
     _sync(images.device)
@@ -170,13 +176,23 @@ def explain_with_weights(method: Explainer, images: torch.Tensor, targets: torch
     return torch.cat(maps), (torch.cat(weights) if weights else None), seconds
 
 
-def _batch_one_seconds(method: Explainer, images: torch.Tensor, targets: torch.Tensor) -> float:
-    _sync(images.device)
-    start = time.perf_counter()
-    for i in range(images.shape[0]):
-        method(images[i:i + 1], targets[i:i + 1])
-    _sync(images.device)
-    return (time.perf_counter() - start) / images.shape[0]
+def batch_one_seconds(functions: Mapping[str, object], images: torch.Tensor, targets: torch.Tensor, *,
+                      repeats: int) -> dict[str, float]:
+    """Median seconds per image of each ``functions[name](image, target)`` called on single images.
+
+    The calls are interleaved — every function on every image, then the next round — so that a change of load
+    on a shared machine affects all of them alike; the median over ``repeats`` rounds drops the outliers.
+    """
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            _sync(images.device)
+            start = time.perf_counter()
+            for i in range(images.shape[0]):
+                function(images[i:i + 1], targets[i:i + 1])
+            _sync(images.device)
+            times[name].append((time.perf_counter() - start) / images.shape[0])
+    return {name: float(np.median(values)) for name, values in times.items()}
 
 
 # --------------------------------------------------------------------------------------------- one config
@@ -194,8 +210,23 @@ def _images(params: Mapping[str, object]):
     return photos.images, photos.names
 
 
+class _Stopwatch:
+    """Wall time of each stage of a configuration, for the chapter's account of where its time goes."""
+
+    def __init__(self, base: Mapping[str, object]):
+        self.base = dict(base)
+        self.rows: list[dict[str, object]] = []
+        self.start = time.perf_counter()
+
+    def lap(self, stage: str, method: str = "") -> None:
+        now = time.perf_counter()
+        self.rows.append({**self.base, "stage": stage, "method": method, "seconds": now - self.start})
+        self.start = now
+
+
 def _one_config(model_name: str, kind: str, params: Mapping[str, object], device: str) -> dict[str, object]:
     dev = torch.device(device)
+    watch = _Stopwatch({"model": model_name, "layer_kind": kind})
     net, _ = models.load(model_name, device=dev)
     layer = layer_of(model_name, kind)
     images, names = _images(params)
@@ -207,6 +238,7 @@ def _one_config(model_name: str, kind: str, params: Mapping[str, object], device
     predictions = pd.DataFrame({**base, "image": names, "class": targets.tolist(),
                                 "class_name": [categories[c] if categories else str(c) for c in targets.tolist()],
                                 "probability": probs.tolist()})
+    watch.lap("load model and photos, predict")
 
     # 1. ground-truth SHAP values and LIFT-CAM's completeness on the same images
     n_shap = params["shap_images"]
@@ -225,37 +257,42 @@ def _one_config(model_name: str, kind: str, params: Mapping[str, object], device
         "lift_completeness_error": lift_gap.abs().cpu().double().numpy(),
         "n_permutations": shap.n_permutations, "n_samples": shap.n_samples, "seconds_per_image": shap_seconds,
         "channels": contributions.activations.shape[1], "tail_is_linear": lift.plan.is_linear()})
+    watch.lap("SHAP sampling", "lift-cam")
 
     # 2-3. every method: maps, coefficients, faithfulness, grid pointing, timing, cost
     grids = make_grids(images.cpu(), targets.cpu(), params["n_grids"], seed=params["seed"])
     grid_images = grids.images.to(dev).repeat_interleave(4, dim=0)          # each grid once per quadrant
     grid_targets = grids.classes.to(dev).reshape(-1)
     grid_quadrant = torch.arange(4).repeat(len(grids))
-    with torch.no_grad():
-        explaining.forward_time_per_image(net, images, batch=1, repeats=1)   # warm-up
-    forward = {b: explaining.forward_time_per_image(net, images, batch=b, repeats=3)
-               for b in sorted({1, min(params["chunk"], images.shape[0])})}
+    forward_batched = explaining.forward_time_per_image(net, images, batch=min(params["chunk"], images.shape[0]),
+                                                        repeats=params["timing_repeats"])
+    watch.lap("forward-pass timing")
+    built: dict[str, Explainer] = {}
     agreement_rows, faith_rows, grid_rows, time_rows = [], [], [], []
     n_examples = min(params["n_examples"], images.shape[0])
     examples: dict[str, np.ndarray] = {"images": images[:n_examples].cpu().numpy().astype(np.float16)}
     coefficients: dict[str, np.ndarray] = {"shap": shap.values[0].numpy(), "shap_stderr": shap.stderr[0].numpy()}
     for name in params["methods"]:
-        method = explaining.build(name, net, layer, params["method_options"].get(name))
+        method = built[name] = explaining.build(name, net, layer, params["method_options"].get(name))
         n = min(int(params["max_images"].get(name, params["n_images"])), images.shape[0])
         x, t = images[:n], targets[:n]
-        method(x[:1], t[:1])                                                   # warm-up
+        capped = name in params["max_images"]
+        if not capped:  # a capped method costs seconds per image: first-call overheads do not matter
+            method(x[:1], t[:1])
+        watch.lap("warm-up", name)
         with count_network_passes(net) as counted:
             maps, weights, seconds = explain_with_weights(method, x, t, chunk=params["chunk"])
         passes = counted["rows"] / n
-        batch_one = seconds if min(params["chunk"], n) == 1 else \
-            _batch_one_seconds(method, x[:params["timing_images"]], t[:params["timing_images"]])
-        capped = name in params["max_images"]
+        watch.lap("maps (batched)", name)
+        if capped:  # its batched run (one image per call when its cap is 1) is its batch-1 timing
+            capped_batch_one = seconds if min(params["chunk"], n) == 1 else batch_one_seconds(
+                {name: method}, x[:1], t[:1], repeats=1)[name]
         equivalents = math.nan if capped else forward_equivalents(method, net, x[:1], t[:1])
+        watch.lap("FLOP count", name)
         time_rows.append({**base, "method": name, "images": n, "batch": min(params["chunk"], n),
-                          "s_per_image_batch1": batch_one, "s_per_image_batched": seconds,
-                          "forward_s_batch1": forward[1], "forward_s_batched": forward[max(forward)],
-                          "network_passes_per_image": passes, "flops_in_forwards": equivalents,
-                          "cost_formula": type(method).forward_passes})
+                          "s_per_image_batch1": capped_batch_one if capped else math.nan, "s_per_image_batched": seconds,
+                          "forward_s_batched": forward_batched, "network_passes_per_image": passes,
+                          "flops_in_forwards": equivalents, "cost_formula": type(method).forward_passes})
         if weights is not None:
             k = min(n, n_shap)
             agree = metrics.coefficient_agreement(weights[:k].cpu(), shap.values[:k])
@@ -268,15 +305,33 @@ def _one_config(model_name: str, kind: str, params: Mapping[str, object], device
         faith_rows.append(pd.DataFrame({**base, "method": name, "image": names[:n], "p": p.numpy(),
                                         "o": o.numpy(), "deletion_auc": auc["deletion"],
                                         "insertion_auc": auc["insertion"]}))
-        n_grid = min(n, grid_images.shape[0])
-        grid_maps, _, _ = explain_with_weights(method, grid_images[:n_grid], grid_targets[:n_grid],
-                                               chunk=params["chunk"])
-        pointing = metrics.grid_pointing_game(grid_maps, grid_quadrant[:n_grid].to(dev))
-        grid_rows.append(pd.DataFrame({**base, "method": name, "grid": np.arange(n_grid) // 4,
-                                       "quadrant": grid_quadrant[:n_grid].numpy(),
-                                       "hit": pointing.hit.cpu().numpy(),
-                                       "energy": pointing.energy.cpu().double().numpy()}))
+        watch.lap("AD/AI/AG and insertion/deletion", name)
+        n_grid = min(int(params["max_grid_maps"].get(name, grid_images.shape[0])), grid_images.shape[0])
+        if n_grid:
+            grid_maps, _, _ = explain_with_weights(method, grid_images[:n_grid], grid_targets[:n_grid],
+                                                   chunk=params["chunk"])
+            pointing = metrics.grid_pointing_game(grid_maps, grid_quadrant[:n_grid].to(dev))
+            grid_rows.append(pd.DataFrame({**base, "method": name, "grid": np.arange(n_grid) // 4,
+                                           "quadrant": grid_quadrant[:n_grid].numpy(),
+                                           "hit": pointing.hit.cpu().numpy(),
+                                           "energy": pointing.energy.cpu().double().numpy()}))
+        watch.lap("grid pointing game", name)
         examples[name] = maps[:n_examples].cpu().numpy().astype(np.float16)
+
+    # batch-1 timing of the uncapped methods and of a forward pass, interleaved
+    k = min(params["timing_images"], images.shape[0])
+
+    def forward_pass(image: torch.Tensor, _target: torch.Tensor) -> None:
+        with torch.no_grad():
+            net(image)
+
+    timed = {"forward": forward_pass} | {n: m for n, m in built.items() if n not in params["max_images"]}
+    batch_one = batch_one_seconds(timed, images[:k], targets[:k], repeats=params["timing_repeats"])
+    timing = pd.DataFrame(time_rows)
+    timing["s_per_image_batch1"] = [batch_one.get(n, s) for n, s in zip(timing.method, timing.s_per_image_batch1,
+                                                                          strict=True)]
+    timing["forward_s_batch1"] = batch_one["forward"]
+    watch.lap("batch-1 timing")
     rules = {"linear": "gradient (linear)", "elementwise": "Rescale", "max_pool": "max-pooling rule",
              "product": "product rule"}
     tail = pd.DataFrame([{**base, "step": i, "operation": operation, "rule": rules[kind]}
@@ -287,8 +342,10 @@ def _one_config(model_name: str, kind: str, params: Mapping[str, object], device
         "shap": shap_table,
         "agreement": pd.concat(agreement_rows, ignore_index=True),
         "faithfulness": pd.concat(faith_rows, ignore_index=True),
-        "grid": pd.concat(grid_rows, ignore_index=True),
-        "timing": pd.DataFrame(time_rows),
+        "grid": pd.concat(grid_rows, ignore_index=True) if grid_rows else pd.DataFrame(
+            columns=["model", "layer_kind", "layer", "method", "grid", "quadrant", "hit", "energy"]),
+        "timing": timing,
+        "stages": pd.DataFrame(watch.rows),
         "examples": examples,
         "coefficients": coefficients,
     }
@@ -310,7 +367,7 @@ def run(params: Mapping[str, object], device: str = "cpu") -> dict[str, cache.Re
 
 def table(results: Mapping[str, cache.Result], name: str) -> pd.DataFrame:
     """One table (``"tail"``, ``"shap"``, ``"agreement"``, ``"faithfulness"``, ``"grid"``, ``"timing"``,
-    ``"predictions"``) of every configuration, concatenated."""
+    ``"stages"``, ``"predictions"``) of every configuration, concatenated."""
     return pd.concat([r[name] for r in results.values()], ignore_index=True)
 
 
@@ -361,8 +418,8 @@ HIGHER_IS_BETTER = {"AD": False, "AI": True, "AG": True, "insertion": True, "del
 
 
 def faithfulness_summary(results: Mapping[str, cache.Result]) -> pd.DataFrame:
-    """Per (model, layer kind, method): AD, AI, AG (%), insertion and deletion AUC (%), grid pointing hit rate and
-    energy (%), each the mean over images, with the number of images and grid maps."""
+    """Per (model, layer kind, method): AD, AI, AG (%), insertion and deletion AUC (%), grid pointing hit rate
+    and energy (%), each the mean over images, with the number of images and grid maps."""
     rows = []
     for result in results.values():
         faith, grid = result["faithfulness"], result["grid"]
@@ -392,8 +449,9 @@ def timing_summary(results: Mapping[str, cache.Result]) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------------------- claims
 def compare_paired(values: pd.DataFrame, reference: str, other: str, higher_is_better: bool) -> dict[str, float]:
-    """LIFT-CAM (``reference``) against ``other`` on the images both have: the mean of the per-image differences
-    oriented so that positive means ``reference`` is better, its standard error, and the number of images."""
+    """LIFT-CAM (``reference``) against ``other`` on the images both have: the mean of the per-image
+    differences oriented so that positive means ``reference`` is better, its standard error, and the number of
+    images."""
     a = values[values.method == reference].set_index("image").value
     b = values[values.method == other].set_index("image").value
     common = a.index.intersection(b.index)
@@ -403,8 +461,9 @@ def compare_paired(values: pd.DataFrame, reference: str, other: str, higher_is_b
 
 
 def outcome(difference: float, stderr: float, resolution: float = 0.0) -> str:
-    """``"better"`` / ``"worse"`` when the oriented difference exceeds 2 standard errors plus ``resolution`` (the
-    ground truth's own noise, for SHAP agreement), ``"tie"`` otherwise, ``"untested"`` without a standard error."""
+    """``"better"`` / ``"worse"`` when the oriented difference exceeds 2 standard errors plus ``resolution``
+    (the ground truth's own noise, for SHAP agreement), ``"tie"`` otherwise, ``"untested"`` without a standard
+    error."""
     if not math.isfinite(stderr):
         return "untested"
     margin = 2 * stderr + resolution
@@ -416,8 +475,9 @@ def outcome(difference: float, stderr: float, resolution: float = 0.0) -> str:
 
 
 def shap_comparisons(results: Mapping[str, cache.Result]) -> pd.DataFrame:
-    """LIFT-CAM against every other method present, per (model, layer kind), on the Spearman correlation and the
-    normalised error with the sampled SHAP values; the normalised error's resolution is the mean SHAP error floor."""
+    """LIFT-CAM against every other method present, per (model, layer kind), on the Spearman correlation and
+    the normalised error with the sampled SHAP values; the normalised error's resolution is the mean SHAP
+    error floor."""
     agreement = table(results, "agreement")
     floors = table(results, "shap").groupby(["model", "layer_kind"]).relative_error_floor.mean()
     rows = []
@@ -447,10 +507,10 @@ def faithfulness_comparisons(results: Mapping[str, cache.Result]) -> pd.DataFram
 
 
 def verdict(outcomes: pd.Series) -> str:
-    """The rule for the accuracy and faithfulness claims, over the tested comparisons of LIFT-CAM with the other
-    CAMs: *reproduced* when none is significantly worse and at least one is significantly better; *partly
-    reproduced* when at most a quarter are significantly worse; *not reproduced* otherwise; *not testable here*
-    when no comparison has two paired images."""
+    """The rule for the accuracy and faithfulness claims, over the tested comparisons of LIFT-CAM with the
+    other CAMs: *reproduced* when none is significantly worse and at least one is significantly better;
+    *partly reproduced* when at most a quarter are significantly worse; *not reproduced* otherwise; *not
+    testable here* when no comparison has two paired images."""
     tested = outcomes[outcomes != "untested"]
     if tested.empty:
         return "not testable here"
@@ -468,9 +528,13 @@ NEAR_GRAD_CAM = 2.0
 FAR_FASTER_THAN_SCORE_CAM = 10.0
 
 
-def claims(params: Mapping[str, object], device: str = "cpu") -> pd.DataFrame:
-    """The paper's three claims with our figures and a verdict decided by :func:`verdict` and the speed rule."""
-    results = run(params, device)
+def claims(params: Mapping[str, object], device: str = "cpu",
+           results: Mapping[str, cache.Result] | None = None) -> pd.DataFrame:
+    """The paper's three claims with our figures and a verdict decided by :func:`verdict` and the speed rule.
+
+    ``results``: the output of :func:`run` for these parameters when the caller has it (else it is read from
+    the cache, or computed)."""
+    results = run(params, device) if results is None else results
     source = ("Jung & Oh, ICCV 2021, abstract (quoted); the paper's tables are not transcribed in data/reference, "
               "so no published number is quoted")
     rows = []

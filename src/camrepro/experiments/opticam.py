@@ -62,7 +62,7 @@ DEFAULTS: dict[str, object] = {
     "insertion_deletion": {"images": 4, "steps": 10},
     "ablation": {"model": "mobilenet_v2", "images": 2},
     "protocol": {"model": "mobilenet_v2", "images": 2},
-    "cost": {"model": "mobilenet_v2", "iterations": 10, "batch": 4, "repeats": 1},
+    "cost": {"model": "mobilenet_v2", "iterations": 20, "batch": 4, "repeats": 1},
     "examples": 4,
     "batch_size": 8,
 }
@@ -441,8 +441,11 @@ def _protocol(p: Mapping[str, object], device: str) -> dict[str, object]:
 def _cost(p: Mapping[str, object], device: str) -> dict[str, object]:
     """Opti-CAM's time against ``iterations`` × (forward + backward of the masked batch), at batch 1 and batched.
 
-    Opti-CAM and the reference loop alternate ``repeats`` times (after one warm-up each), so that a change of
-    machine load during the measurement affects both; the medians are compared.
+    The floor is ``iterations`` calls of :func:`~camrepro.methods.opti_cam.mask_gradient` on the same images.
+    Opti-CAM and the floor alternate ``repeats`` times (after a one-iteration warm-up of each), so that a change
+    of the machine's load affects both alike; the medians are compared. ``expected_ratio`` is the ratio that
+    Opti-CAM's two extra forward passes alone would give (feature maps at the start, the final objective at the
+    end): 1 + 2 · forward / floor.
     """
     dev = torch.device(device)
     model_name = p["cost"]["model"]
@@ -457,10 +460,9 @@ def _cost(p: Mapping[str, object], device: str) -> dict[str, object]:
     rows = []
     for b in batches:
         x, targets = x_all[:b], targets_all[:b]
-
         masks = torch.full((b, *x.shape[-2:]), 0.5, device=dev)
 
-        def reference() -> None:
+        def floor() -> None:
             for _ in range(iterations):
                 mask_gradient(net, x, masks, targets)
 
@@ -468,21 +470,21 @@ def _cost(p: Mapping[str, object], device: str) -> dict[str, object]:
             with torch.no_grad():
                 net(x)
 
-        cam(x, targets)
-        reference()
-        measured: dict[str, list[float]] = {"opticam": [], "reference": [], "forward": []}
+        OptiCAM(net, layer, iterations=1)(x, targets)
+        mask_gradient(net, x, masks, targets)
+        measured: dict[str, list[float]] = {"opticam": [], "floor": [], "forward": []}
         for _ in range(p["cost"]["repeats"]):
-            calls = (("opticam", lambda: cam(x, targets)), ("reference", reference), ("forward", forward))
-            for what, call in calls:
+            for what, call in (("opticam", lambda: cam(x, targets)), ("floor", floor), ("forward", forward)):
                 began = _clock(dev)
                 call()
                 measured[what].append(_clock(dev) - began)
         median = {what: float(np.median(v)) for what, v in measured.items()}
         rows.append({"model": model_name, "layer": layer, "batch": b, "iterations": iterations,
-                     "opticam_seconds": median["opticam"], "reference_seconds": median["reference"],
-                     "forward_seconds": median["forward"], "ratio": median["opticam"] / median["reference"],
+                     "opticam_seconds": median["opticam"], "floor_seconds": median["floor"],
+                     "forward_seconds": median["forward"], "ratio": median["opticam"] / median["floor"],
+                     "expected_ratio": 1 + 2 * median["forward"] / median["floor"],
                      "opticam_seconds_per_image": median["opticam"] / b,
-                     "forward_backward_seconds_per_image": median["reference"] / (iterations * b)})
+                     "forward_backward_seconds_per_image": median["floor"] / (iterations * b)})
     return {"cost": pd.DataFrame(rows)}
 
 
@@ -666,9 +668,10 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("fake-ai", "Average Increase rewards Fake-CAM as much as real CAMs",
           "reproduced if Fake-CAM's AI is at least the median AI of the CAM baselines on every model; partly "
           "reproduced if at least the lowest baseline AI on every model; not reproduced otherwise", "Table 1"),
-    Claim("fake-ag", "Average Gain exposes Fake-CAM: its AG is close to 0, below every real CAM",
-          "reproduced if Fake-CAM's AG is below 2 % and below every CAM baseline's AG on every model; partly "
-          "reproduced if below every baseline on some models; not reproduced otherwise", "Table 1"),
+    Claim("fake-ag", "Average Gain exposes Fake-CAM: its AG is close to 0, far below every real CAM",
+          "reproduced if Fake-CAM's AG is below a quarter of the lowest CAM baseline's AG on every model (the "
+          "paper: 1.6 vs 15.0 on ResNet50, 0.6 vs 3.1 on VGG16); partly reproduced if below the lowest baseline's "
+          "AG on some models; not reproduced otherwise", "Table 1"),
     Claim("opti-ag", "Opti-CAM has a far higher Average Gain than every baseline",
           "reproduced if Opti-CAM's AG is above the best baseline's AG on every model; partly reproduced if on "
           "some models; not reproduced otherwise", "Table 1, Table A.9"),
@@ -769,12 +772,14 @@ def _claim_fake_ai(e: _Evidence) -> tuple[str, str, str]:
 
 def _claim_fake_ag(e: _Evidence) -> tuple[str, str, str]:
     fake = {m: e.ours(e.all_images, m, "fake-cam", "AG") for m in e.models}
-    below = {m: fake[m] < e.baselines(e.all_images, m).AG.min() for m in e.models}
+    lowest = {m: e.baselines(e.all_images, m).AG.min() for m in e.models}
+    far_below = [fake[m] < 0.25 * lowest[m] for m in e.models]
+    below = [fake[m] < lowest[m] for m in e.models]
     return (f"Fake-CAM AG {e.t1('Fake-CAM', 'ResNet50', 'AG')} (ResNet50), {e.t1('Fake-CAM', 'VGG16', 'AG')} "
             "(VGG16)",
-            "; ".join(f"{_shown(m)}: Fake-CAM AG {fake[m]:.2g} vs lowest baseline "
-                      f"{e.baselines(e.all_images, m).AG.min():.1f}" for m in e.models),
-            _verdict(all(below.values()) and all(v < 2 for v in fake.values()), any(below.values())))
+            "; ".join(f"{_shown(m)}: Fake-CAM AG {fake[m]:.3g} vs lowest baseline {lowest[m]:.1f}"
+                      for m in e.models),
+            _verdict(all(far_below), any(below)))
 
 
 def _claim_opti_ag(e: _Evidence) -> tuple[str, str, str]:
@@ -864,11 +869,12 @@ def _claim_iterations(e: _Evidence) -> tuple[str, str, str]:
 def _claim_protocol(e: _Evidence) -> tuple[str, str, str]:
     proto = protocol_summary(e.results)
     proto = proto[proto.method != "fake-cam"]
-    changed, opti_top, shown = [], [], []
+    changed, rises, opti_top, shown = [], [], [], []
     for (m, name), rows in proto[proto.optimised_in != "normalized"].groupby(["model", "method"], sort=False):
         ag = rows.set_index("space").AG
         if {"pixel", "normalized"} <= set(ag.index):
             changed.append(abs(ag["pixel"] - ag["normalized"]) >= 1.0)
+            rises.append(ag["normalized"] > ag["pixel"])
             if name in ("grad-cam", OPTI):
                 shown.append(f"{_shown(m)} {PAPER_NAMES[name]}: AG {ag['pixel']:.1f} → {ag['normalized']:.1f}")
     for (_m, _space), rows in proto.groupby(["model", "space"]):
@@ -877,7 +883,9 @@ def _claim_protocol(e: _Evidence) -> tuple[str, str, str]:
            for method in ("Grad-CAM", "Opti-CAM")}
     return (f"ResNet50 AG: Grad-CAM {e.t1('Grad-CAM', 'ResNet50', 'AG')} → {t14['Grad-CAM']}, Opti-CAM "
             f"{e.t1('Opti-CAM', 'ResNet50', 'AG')} → {t14['Opti-CAM']} (Table 1 → Table A.14)",
-            "; ".join(shown), _verdict(all(changed) and all(opti_top), all(changed) or all(opti_top)))
+            "; ".join(shown) + f"; AG rises in normalised space for {sum(rises)} of {len(rises)} (model, "
+            "method) pairs, where the paper's falls for all three methods it lists",
+            _verdict(all(changed) and all(opti_top), all(changed) or all(opti_top)))
 
 
 def _claim_speed(e: _Evidence) -> tuple[str, str, str]:

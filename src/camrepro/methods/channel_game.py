@@ -1,4 +1,5 @@
-"""The cooperative game of a layer's channels: the players are the activation maps, a coalition keeps its maps.
+"""The cooperative game of a layer's channels: the players are the activation maps, a coalition keeps its
+maps.
 
 LIFT-CAM (Jung & Oh, ICCV 2021, Sec. 3.2) defines the ideal CAM coefficients as the SHAP values of this game:
 for one image with activations A [K, h, w], a target class c and the tail F after the layer,
@@ -9,8 +10,8 @@ for one image with activations A [K, h, w], a target class c and the tail F afte
 tail). Along a permutation the coalitions grow one channel at a time; when the tail starts with linear
 operations (a convolution, batch-norm, …) before its first non-linearity, their output is affine in the
 activations, so the pre-activations of every prefix of the permutation are a cumulative sum of per-channel
-terms computed once (``fold``): each prefix then costs only the rest of the tail. A linear tail makes the whole
-game additive, and the fold evaluates it exactly from K per-channel terms.
+terms computed once (``fold``): each prefix then costs only the rest of the tail. A linear tail makes the
+whole game additive, and the fold evaluates it exactly from K per-channel terms.
 """
 
 from __future__ import annotations
@@ -178,7 +179,8 @@ class ChannelGame:
         return logits[:, self.target].detach().to("cpu", torch.float64)
 
     def values(self, masks: torch.Tensor) -> torch.Tensor:
-        """v of each coalition: ``masks`` bool [N, K] (True: the channel keeps its activation) → float64 [N]."""
+        """v of each coalition: ``masks`` bool [N, K] (True: the channel keeps its activation) → float64
+        [N]."""
         if not isinstance(masks, torch.Tensor) or masks.dim() != 2 or masks.shape[1] != self.n_players:
             raise ValueError(f"masks must be a tensor [N, {self.n_players}]")
         masks = masks.to(device=self.acts.device, dtype=torch.bool)

@@ -1,28 +1,28 @@
 """DeepLIFT-Rescale and LRP-ε backward rules for the network tail after a CAM layer, applied op by op.
 
-LIFT-CAM (Jung & Oh, ICCV 2021, Sec. 3.3) weights activation map A_k by the DeepLIFT contribution of A_k to the
-target output of the tail F that follows the layer. DeepLIFT (Shrikumar, Greenside & Kundaje, ICML 2017, Sec. 3)
-computes *multipliers* m = Δout/Δin with a chain rule that is back-propagation with modified local derivatives;
-the contributions are C = (A − A₀) ⊙ m. The rules used here, each exact for its own operation
+LIFT-CAM (Jung & Oh, ICCV 2021, Sec. 3.3) weights activation map A_k by the DeepLIFT contribution of A_k to
+the target output of the tail F that follows the layer. DeepLIFT (Shrikumar, Greenside & Kundaje, ICML 2017,
+Sec. 3) computes *multipliers* m = Δout/Δin with a chain rule that is back-propagation with modified local
+derivatives; the contributions are C = (A − A₀) ⊙ m. The rules used here, each exact for its own operation
 ("summation-to-delta": Σ_i m_i Δx_i = Δy), so that the whole tail is complete, Σ C = F(A) − F(A₀):
 
-- **linear** operations (convolution, linear layer, batch-norm in eval mode, average pooling, addition, scaling
-  by a constant, reshapes, dropout in eval mode, …): the multiplier is the Jacobian — the ordinary gradient
-  (DeepLIFT's Linear rule, Sec. 3.5.1).
+- **linear** operations (convolution, linear layer, batch-norm in eval mode, average pooling, addition,
+  scaling by a constant, reshapes, dropout in eval mode, …): the multiplier is the Jacobian — the ordinary
+  gradient (DeepLIFT's Linear rule, Sec. 3.5.1).
 - **element-wise non-linearities** (ReLU, ReLU6, hard-swish, sigmoid, … as modules, functions or methods):
   the Rescale rule (Sec. 3.5.2), m = (f(x) − f(x₀)) / (x − x₀), evaluated in float64; where
   |x − x₀| ≤ 1e-7·max(1, |x|, |x₀|) the secant is ill-conditioned and f′ at the midpoint (x + x₀)/2 is used.
 - **max-pooling** (any kernel, stride, padding; adaptive too): Δy = max(x) − max(x₀) of each window is split
   between the window's maximiser a for x and its maximiser a′ for x₀: with u = x_a − x_a′ ≥ 0 and
-  v = x₀_a′ − x₀_a ≥ 0, m_a = u/(u + v) and m_a′ = v/(u + v) (both m = 1 at a when a = a′). The multipliers lie
-  in [0, 1] and sum to delta exactly. This is our rule (DeepLIFT's paper gives none for max-pooling; captum
-  divides by Δx at the two positions, which is unbounded when Δx is small there).
+  v = x₀_a′ − x₀_a ≥ 0, m_a = u/(u + v) and m_a′ = v/(u + v) (both m = 1 at a when a = a′). The multipliers
+  lie in [0, 1] and sum to delta exactly. This is our rule (DeepLIFT's paper gives none for max-pooling;
+  captum divides by Δx at the two positions, which is unbounded when Δx is small there).
 - **product of two activations** (u ⊙ v, e.g. a hard-swish written as x · relu6(x + 3) / 6, or a
   squeeze-and-excitation gate): m_u = (v + v₀)/2, m_v = (u + u₀)/2, exact since
   uv − u₀v₀ = ½(v + v₀)(u − u₀) + ½(u + u₀)(v − v₀).
 
-Any other operation that depends on the activations (a max over a dimension, softmax, layer-norm, a division by
-an activation, batch-norm in training mode, …) raises :class:`UnsupportedTailOperation` naming it: silently
+Any other operation that depends on the activations (a max over a dimension, softmax, layer-norm, a division
+by an activation, batch-norm in training mode, …) raises :class:`UnsupportedTailOperation` naming it: silently
 using the plain gradient there would give numbers that are not DeepLIFT contributions.
 
 Implementation: the tail runs once on the activations and the reference stacked in one batch ``[A; A₀]``; an
@@ -32,13 +32,13 @@ every rule sees x and x₀ at once). ``autograd.grad`` of the target outputs the
 one forward of the tail on 2B rows and one backward; nothing before the layer is touched.
 
 LRP-ε (Bach et al., PLoS ONE 2015), as LIFT-CAM's official code uses it for LRP-CAM (captum's ``LRP``, whose
-default rule is ε = 1e-9 on convolutions, linear layers, batch-norm and pooling, with relevance passed unchanged
-through non-linearities): with relevance written R_x = x ⊙ g, the same engine computes g with
+default rule is ε = 1e-9 on convolutions, linear layers, batch-norm and pooling, with relevance passed
+unchanged through non-linearities): with relevance written R_x = x ⊙ g, the same engine computes g with
 
 - element-wise non-linearities: relevance passes through unchanged, i.e. m = f(x)/x; we use (f(x) − f(0))/x,
   equal for every f with f(0) = 0 (ReLU, ReLU6, hard-swish, …) and bounded for the others;
-- convolutions, linear layers, batch-norm and pooling (average and max): the gradient arriving at their output z
-  is multiplied by z / (z + ε·sign(z)) (sign(0) = 1), which is the ε-rule R_x = x ⊙ Jᵀ (R_z / (z + ε));
+- convolutions, linear layers, batch-norm and pooling (average and max): the gradient arriving at their output
+  z is multiplied by z / (z + ε·sign(z)) (sign(0) = 1), which is the ε-rule R_x = x ⊙ Jᵀ (R_z / (z + ε));
 - max-pooling: winner takes all (the gradient); a product of two activations: no LRP rule, an error.
 """
 
@@ -71,7 +71,8 @@ class UnsupportedTailOperation(TailError):
 _LINEAR_MODULES: tuple[type[nn.Module], ...] = (
     nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
     nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
-    nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+    nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
     nn.Flatten, nn.Unflatten, nn.Identity,
     nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
     nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
@@ -83,8 +84,9 @@ _LINEAR_MODULES: tuple[type[nn.Module], ...] = (
 _EVAL_ONLY_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
                       nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 # Layers that captum's LRP gives the ε-rule (and we stabilise in LRP mode).
-_WEIGHTED_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
-                     nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+_WEIGHTED_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d,
+                     nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
+                     nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
                      nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
                      nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
 _ELEMENTWISE_MODULES: tuple[type[nn.Module], ...] = (
@@ -93,14 +95,17 @@ _ELEMENTWISE_MODULES: tuple[type[nn.Module], ...] = (
     nn.Softshrink, nn.Hardshrink, nn.Threshold,
 )
 _MAX_POOL_MODULES: tuple[type[nn.Module], ...] = (
-    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
+    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
 )
 
 _LINEAR_FUNCTIONS: set[Callable] = {
     F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d, F.linear,
-    F.avg_pool1d, F.avg_pool2d, F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
+    F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
+    F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
     F.pad, F.interpolate,
-    torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, torch.permute, torch.transpose, torch.movedim,
+    torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, torch.permute, torch.transpose,
+    torch.movedim,
     torch.cat, torch.concat, torch.stack, torch.narrow, torch.chunk, torch.split, torch.mean, torch.sum,
     torch.add, torch.sub, torch.neg,
     operator.add, operator.iadd, operator.sub, operator.isub, operator.neg, operator.pos, operator.getitem,
@@ -117,8 +122,8 @@ _EVAL_ONLY_FUNCTIONS: dict[Callable, tuple[str, int, bool]] = {
     F.dropout3d: ("training", 2, True), F.alpha_dropout: ("training", 2, False),
 }
 # x * c and x / c are linear when c does not depend on the activations (only the numerator may)
-_SCALING_FUNCTIONS: set[Callable] = {operator.mul, operator.imul, torch.mul, operator.truediv, operator.itruediv,
-                                     torch.div, torch.true_divide}
+_SCALING_FUNCTIONS: set[Callable] = {operator.mul, operator.imul, torch.mul,
+                                     operator.truediv, operator.itruediv, torch.div, torch.true_divide}
 _DIVISIONS: set[Callable] = {operator.truediv, operator.itruediv, torch.div, torch.true_divide}
 _PRODUCT_FUNCTIONS: set[Callable] = {operator.mul, operator.imul, torch.mul}
 _ELEMENTWISE_FUNCTIONS: set[Callable] = {
@@ -133,9 +138,9 @@ _MAX_POOL_FUNCTIONS: dict[Callable, int] = {
 }
 _METADATA_FUNCTIONS: set[Callable] = {builtins.getattr, builtins.len}
 
-_LINEAR_METHODS = {"view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "permute", "transpose", "t",
-                   "contiguous", "squeeze", "unsqueeze", "mean", "sum", "expand", "expand_as", "repeat", "narrow",
-                   "chunk", "split", "add", "sub", "neg", "clone", "movedim", "swapaxes"}
+_LINEAR_METHODS = {"view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "permute", "transpose",
+                   "t", "contiguous", "squeeze", "unsqueeze", "mean", "sum", "expand", "expand_as", "repeat",
+                   "narrow", "chunk", "split", "add", "sub", "neg", "clone", "movedim", "swapaxes"}
 _SCALING_METHODS = {"mul", "div", "true_divide"}
 _DIVISION_METHODS = {"div", "true_divide"}
 _ELEMENTWISE_METHODS = {"relu", "sigmoid", "tanh", "clamp", "clip", "exp"}
@@ -173,16 +178,19 @@ class TailPlan:
 
 
 def as_graph_module(tail: nn.Module) -> fx.GraphModule:
-    """``tail`` itself when it is a GraphModule, else its ``torch.fx`` trace (a clear error when untraceable)."""
+    """``tail`` itself when it is a GraphModule, else its ``torch.fx`` trace (a clear error if it cannot be
+    traced)."""
     if isinstance(tail, fx.GraphModule):
         return tail
     if not isinstance(tail, nn.Module):
-        raise TypeError(f"tail must be a torch.nn.Module mapping activations to logits, got {type(tail).__name__}")
+        raise TypeError(f"tail must be a torch.nn.Module mapping activations to logits, "
+                        f"got {type(tail).__name__}")
     try:
         return fx.symbolic_trace(tail)
     except Exception as exc:  # fx raises many types for untraceable Python
-        raise TailError(f"the tail {type(tail).__name__} cannot be traced with torch.fx ({type(exc).__name__}: "
-                        f"{exc}); the DeepLIFT rules need its graph to see every operation") from exc
+        raise TailError(f"the tail {type(tail).__name__} cannot be traced with torch.fx "
+                        f"({type(exc).__name__}: {exc}); the DeepLIFT rules need its graph to see every "
+                        "operation") from exc
 
 
 def _describe(node: fx.Node, tail: fx.GraphModule) -> str:
@@ -205,7 +213,8 @@ def _dependent_nodes(graph: fx.Graph) -> set[fx.Node]:
     """Every node whose value depends on the placeholder (the activations)."""
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
-        raise TailError(f"a tail must take exactly one input (the activations), this one takes {len(placeholders)}")
+        raise TailError(f"a tail must take exactly one input (the activations), this one takes "
+                        f"{len(placeholders)}")
     dependent = {placeholders[0]}
     for node in graph.nodes:
         if any(inp in dependent for inp in node.all_input_nodes):
@@ -216,9 +225,10 @@ def _dependent_nodes(graph: fx.Graph) -> set[fx.Node]:
 def _unsupported(node: fx.Node, tail: fx.GraphModule, why: str) -> UnsupportedTailOperation:
     return UnsupportedTailOperation(
         f"the tail contains {_describe(node, tail)} at node {node.name!r} ({node.format_node()}), {why}. "
-        "Supported: linear operations (convolution, linear, batch-norm and dropout in eval mode, average pooling, "
-        "addition, scaling by constants, reshapes), element-wise activations, max-pooling and products of two "
-        "activations. Explain another layer, or pass tail= a module built from supported operations")
+        "Supported: linear operations (convolution, linear, batch-norm and dropout in eval mode, average "
+        "pooling, addition, scaling by constants, reshapes), element-wise activations, max-pooling and "
+        "products of two activations. Explain another layer, or pass tail= a module built from supported "
+        "operations")
 
 
 def _first_argument_only(node: fx.Node, dependent: set[fx.Node], tail: fx.GraphModule) -> None:
@@ -251,9 +261,9 @@ def _scaling_step(node: fx.Node, dependent: set[fx.Node], tail: fx.GraphModule, 
 
 
 def plan_tail(tail: nn.Module) -> TailPlan:
-    """Classify every operation of ``tail`` that depends on its input; :class:`UnsupportedTailOperation` naming
-    the first operation that has no rule. Nodes that do not depend on the activations (parameters, constants)
-    are evaluated as they are."""
+    """Classify every operation of ``tail`` that depends on its input; :class:`UnsupportedTailOperation`
+    naming the first operation that has no rule. Nodes that do not depend on the activations (parameters,
+    constants) are evaluated as they are."""
     tail = as_graph_module(tail)
     dependent = _dependent_nodes(tail.graph)
     steps: dict[fx.Node, Step] = {}
@@ -286,7 +296,8 @@ def plan_tail(tail: nn.Module) -> TailPlan:
             elif target in _LINEAR_FUNCTIONS:
                 steps[node] = Step("linear", target in _WEIGHTED_FUNCTIONS, description)
             elif target in _SCALING_FUNCTIONS:
-                steps[node] = _scaling_step(node, dependent, tail, target in _DIVISIONS, target in _PRODUCT_FUNCTIONS)
+                steps[node] = _scaling_step(node, dependent, tail, target in _DIVISIONS,
+                                            target in _PRODUCT_FUNCTIONS)
             elif target in _ELEMENTWISE_FUNCTIONS:
                 _first_argument_only(node, dependent, tail)
                 steps[node] = Step("elementwise", False, description)
@@ -321,7 +332,8 @@ def _work_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def secant_slopes(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+def secant_slopes(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                  x0: torch.Tensor) -> torch.Tensor:
     """The Rescale multiplier (f(x) − f(x₀)) / (x − x₀) of an element-wise ``fn``, element by element, with
     f′((x + x₀)/2) where |x − x₀| ≤ ``SECANT_TOLERANCE``·max(1, |x|, |x₀|). Same shape and dtype as ``x``."""
     dtype = _work_dtype(x.device)
@@ -431,10 +443,12 @@ def _max_pool_with_indices(node: fx.Node, tail: fx.GraphModule, args: tuple, kwa
     if node.op == "call_module":
         module = tail.get_submodule(node.target)
         if isinstance(module, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)):
-            function = {nn.AdaptiveMaxPool1d: F.adaptive_max_pool1d, nn.AdaptiveMaxPool2d: F.adaptive_max_pool2d,
+            function = {nn.AdaptiveMaxPool1d: F.adaptive_max_pool1d,
+                        nn.AdaptiveMaxPool2d: F.adaptive_max_pool2d,
                         nn.AdaptiveMaxPool3d: F.adaptive_max_pool3d}[type(module)]
             return lambda x: function(x, module.output_size, return_indices=True)
-        function = {nn.MaxPool1d: F.max_pool1d, nn.MaxPool2d: F.max_pool2d, nn.MaxPool3d: F.max_pool3d}[type(module)]
+        function = {nn.MaxPool1d: F.max_pool1d, nn.MaxPool2d: F.max_pool2d,
+                    nn.MaxPool3d: F.max_pool3d}[type(module)]
         return lambda x: function(x, module.kernel_size, module.stride, module.padding, module.dilation,
                                   ceil_mode=module.ceil_mode, return_indices=True)
     rest = args[1:]
@@ -470,20 +484,23 @@ class _RuleInterpreter(fx.Interpreter):
         if node.op == "call_module":
             module = self.plan.tail.get_submodule(node.target)
             if isinstance(module, _EVAL_ONLY_MODULES) and module.training:
-                raise _unsupported(node, self.plan.tail, "which is in training mode (not linear); call .eval()")
+                raise _unsupported(node, self.plan.tail,
+                                   "which is in training mode (not linear); call .eval()")
         stacked = self.mode == "rescale"
         if step.kind == "linear" or (step.kind == "max_pool" and not stacked):
             out = super().run_node(node)
         else:
             args, kwargs = self.fetch_args_kwargs_from_env(node)
             if step.kind == "elementwise":
-                out = _Rescale.apply(args[0], _elementwise_function(node, self.plan.tail, args, kwargs), stacked)
+                function = _elementwise_function(node, self.plan.tail, args, kwargs)
+                out = _Rescale.apply(args[0], function, stacked)
             elif step.kind == "max_pool":
                 self._check_batch(node, args[0])
                 out = _MaxPool.apply(args[0], _max_pool_with_indices(node, self.plan.tail, args, kwargs))
             else:  # product
                 if not stacked:
-                    raise _unsupported(node, self.plan.tail, "a product of two activations, which LRP has no rule for")
+                    raise _unsupported(node, self.plan.tail,
+                                       "a product of two activations, which LRP has no rule for")
                 self._check_batch(node, args[0], args[1])
                 out = _Product.apply(args[0], args[1])
         if self.mode == "lrp" and step.weighted and isinstance(out, torch.Tensor):
@@ -493,8 +510,9 @@ class _RuleInterpreter(fx.Interpreter):
     def _check_batch(self, node: fx.Node, *tensors: torch.Tensor) -> None:
         for t in tensors:
             if not isinstance(t, torch.Tensor) or t.dim() < 3 or t.shape[0] != self.rows:
-                raise _unsupported(node, self.plan.tail, "whose input is not a batch of feature maps [N, C, ...] "
-                                                         "with one row per input")
+                raise _unsupported(node, self.plan.tail,
+                                   "whose input is not a batch of feature maps [N, C, ...] (one row per "
+                                   "input)")
 
     def run_rows(self, x: torch.Tensor) -> torch.Tensor:
         self.rows = x.shape[0]
@@ -535,8 +553,8 @@ def _check_acts(acts: object) -> torch.Tensor:
 
 
 def broadcast_reference(reference: torch.Tensor | None, acts: torch.Tensor) -> torch.Tensor:
-    """The reference activations as a tensor of ``acts``' shape: None → zeros (LIFT-CAM's reference); a tensor of
-    shape [K, …], [1, K, …] or [B, K, …] is broadcast over the batch."""
+    """The reference activations as a tensor of ``acts``' shape: None → zeros (LIFT-CAM's reference); a tensor
+    of shape [K, …], [1, K, …] or [B, K, …] is broadcast over the batch."""
     if reference is None:
         return torch.zeros_like(acts)
     if not isinstance(reference, torch.Tensor) or not reference.is_floating_point():
@@ -544,8 +562,8 @@ def broadcast_reference(reference: torch.Tensor | None, acts: torch.Tensor) -> t
     if reference.dim() == acts.dim() - 1:
         reference = reference.unsqueeze(0)
     if reference.shape[1:] != acts.shape[1:] or reference.shape[0] not in (1, acts.shape[0]):
-        raise ValueError(f"reference activations of shape {tuple(reference.shape)} do not match activations of "
-                         f"shape {tuple(acts.shape)}")
+        raise ValueError(f"reference activations of shape {tuple(reference.shape)} do not match activations "
+                         f"of shape {tuple(acts.shape)}")
     return reference.detach().to(device=acts.device, dtype=acts.dtype).expand_as(acts)
 
 
@@ -595,8 +613,9 @@ def lrp(tail: nn.Module | TailPlan, acts: torch.Tensor, targets: torch.Tensor,
         picked = logits.gather(1, targets.view(-1, 1)).squeeze(1)
         (grads,) = torch.autograd.grad(picked.sum(), leaf)
     relevance = acts * grads
-    return Attribution(attributions=relevance, coefficients=relevance.flatten(2).sum(2), output=picked.detach(),
-                       reference_output=torch.zeros_like(picked.detach()), logits=logits.detach())
+    return Attribution(attributions=relevance, coefficients=relevance.flatten(2).sum(2),
+                       output=picked.detach(), reference_output=torch.zeros_like(picked.detach()),
+                       logits=logits.detach())
 
 
 def _check_logits(logits: object, rows: int) -> None:
@@ -614,11 +633,13 @@ def plan_for_layer(model: nn.Module, layer_name: str, tail: nn.Module | None = N
 
 
 def check_reproduces(tail_logits: torch.Tensor, logits: torch.Tensor, what: str) -> None:
-    """TailError when the tail's logits on the captured activations differ from the model's (a wrong ``tail=``)."""
+    """TailError when the tail's logits on the captured activations differ from the model's, as with a
+    wrong ``tail=``."""
     if tail_logits.shape != logits.shape:
         raise TailError(f"the tail used for {what} returns shape {tuple(tail_logits.shape)}, the model "
                         f"{tuple(logits.shape)}")
     scale = float(logits.detach().abs().max())
     if not torch.allclose(tail_logits.detach(), logits.detach(), rtol=1e-3, atol=1e-3 * max(scale, 1e-12)):
         gap = float((tail_logits.detach() - logits.detach()).abs().max())
-        raise TailError(f"the tail used for {what} does not reproduce the model's logits (max difference {gap:.3g})")
+        raise TailError(f"the tail used for {what} does not reproduce the model's logits "
+                        f"(max difference {gap:.3g})")

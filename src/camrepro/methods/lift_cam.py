@@ -39,14 +39,15 @@ class LIFTCAM(ChannelCAM):
     the target logit through the tail F after the layer, with an all-zero reference; map = ReLU(Σ_k φ_k A_k).
 
     Paper: H. Jung and Y. Oh, "Towards Better Explanations of Class Activation Mapping", ICCV 2021, Sec. 3.3,
-    Eq. (9)-(10): the SHAP value of A_k in the game v(S) = F_c(A_S) (absent maps set to zero) is approximated by
-    the DeepLIFT contributions of its activations, which satisfy completeness Σ_k φ_k = F_c(A) − F_c(0). With a
-    linear tail (global average pooling + fully connected) φ_k = w_ck · mean(A_k), the exact SHAP value.
+    Eq. (9)-(10): the SHAP value of A_k in the game v(S) = F_c(A_S) (absent maps set to zero) is approximated
+    by the DeepLIFT contributions of its activations, which satisfy completeness Σ_k φ_k = F_c(A) − F_c(0).
+    With a linear tail (global average pooling + fully connected) φ_k = w_ck · mean(A_k), the exact SHAP
+    value.
 
     The tail is derived from the model by :func:`camrepro.methods.tail.extract_tail` (or given as ``tail=``);
     every operation in it gets a rule from :mod:`camrepro.methods.deeplift_rules` — Rescale for every
-    element-wise activation (ReLU, ReLU6, hard-swish, …), a bounded rule for max-pooling, the gradient for linear
-    operations — and any other operation is an error naming it.
+    element-wise activation (ReLU, ReLU6, hard-swish, …), a bounded rule for max-pooling, the gradient for
+    linear operations — and any other operation is an error naming it.
 
     Reference: ``reference=None`` (default, the paper's) uses A₀ = 0. For the A-FMI comparison, a reference
     *image* x′ can be given instead (``reference="blur"``, ``"mean"``, ``"noise"``, ``"zeros"`` or an image
@@ -55,8 +56,8 @@ class LIFTCAM(ChannelCAM):
     ([K, h, w], [1, K, h, w] or [B, K, h, w]). The map stays ReLU(Σ_k φ_k A_k), as in the paper; use
     :meth:`contributions` for the contributions, activations and reference activations themselves.
 
-    Cost: one forward pass of the network (capturing A), one forward of the tail on the 2B rows [A; A₀] and one
-    backward through the tail only (nothing before the layer); plus one network forward of the reference
+    Cost: one forward pass of the network (capturing A), one forward of the tail on the 2B rows [A; A₀] and
+    one backward through the tail only (nothing before the layer); plus one network forward of the reference
     images when ``reference`` is an image.
 
     Example:

@@ -24,8 +24,8 @@ def kernel_size_weights(n_players: int) -> torch.Tensor:
 def sample_coalitions(n_players: int, n_samples: int, *, paired: bool = True,
                       generator: torch.Generator | None = None) -> torch.Tensor:
     """``n_samples`` coalitions bool [n, K] drawn from the Shapley kernel: a size from
-    :func:`kernel_size_weights`, then a uniformly random coalition of that size. ``paired``: each drawn coalition
-    is followed by its complement (Covert & Lee, AISTATS 2021), which has the same kernel weight."""
+    :func:`kernel_size_weights`, then a uniformly random coalition of that size. ``paired``: each drawn
+    coalition is followed by its complement (Covert & Lee, AISTATS 2021), which has the same kernel weight."""
     n_samples = _positive_int(n_samples, "n_samples")
     drawn = (n_samples + 1) // 2 if paired else n_samples
     sizes = torch.multinomial(kernel_size_weights(n_players), drawn, replacement=True, generator=generator) + 1
@@ -39,12 +39,13 @@ def sample_coalitions(n_players: int, n_samples: int, *, paired: bool = True,
 def kernel_shap(masks: torch.Tensor, values: torch.Tensor, empty: float, full: float) -> torch.Tensor:
     """KernelSHAP estimate [K] (float64) from coalitions drawn with the Shapley kernel.
 
-    Lundberg & Lee, NeurIPS 2017, Theorem 2: the SHAP values solve the weighted least-squares fit of the linear
-    model g(z) = φ₀ + Σ_k φ_k z_k to v(z) with the Shapley kernel weights; the empty and full coalitions have
-    infinite weight, i.e. φ₀ = v(∅) and Σ_k φ_k = v(N) − v(∅) are constraints. Coalitions sampled in proportion to
-    the kernel enter the fit with equal weights. Writing φ = (Δ/K)·1 + Pψ with P the projector on sum-zero
-    vectors, the fit is an unconstrained least-squares problem in ψ, solved with the minimum-norm solution, so
-    the estimate treats all players alike when the samples do not determine it (fewer samples than players).
+    Lundberg & Lee, NeurIPS 2017, Theorem 2: the SHAP values solve the weighted least-squares fit of the
+    linear model g(z) = φ₀ + Σ_k φ_k z_k to v(z) with the Shapley kernel weights; the empty and full
+    coalitions have infinite weight, i.e. φ₀ = v(∅) and Σ_k φ_k = v(N) − v(∅) are constraints. Coalitions
+    sampled in proportion to the kernel enter the fit with equal weights. Writing φ = (Δ/K)·1 + Pψ with P the
+    projector on sum-zero vectors, the fit is an unconstrained least-squares problem in ψ, solved with the
+    minimum-norm solution, so the estimate treats all players alike when the samples do not determine it
+    (fewer samples than players).
     """
     if not isinstance(masks, torch.Tensor) or masks.dim() != 2:
         raise ValueError("masks must be a bool tensor [N, K]")
@@ -61,13 +62,14 @@ def kernel_shap(masks: torch.Tensor, values: torch.Tensor, empty: float, full: f
 
 
 class LIMECAM(ChannelCAM):
-    """LIME-CAM: the coefficients φ_k are the KernelSHAP estimates of the SHAP values of the activation maps in
-    the game v(S) = F_c(A_S) (absent maps set to zero); map = ReLU(Σ_k φ_k A_k).
+    """LIME-CAM: the coefficients φ_k are the KernelSHAP estimates of the SHAP values of the activation maps
+    in the game v(S) = F_c(A_S) (absent maps set to zero); map = ReLU(Σ_k φ_k A_k).
 
-    Paper: H. Jung and Y. Oh, "Towards Better Explanations of Class Activation Mapping", ICCV 2021, Sec. 4 (the
-    paper's model-agnostic approximation of the maps' SHAP values; KernelSHAP from Lundberg & Lee, NeurIPS 2017,
-    the SHAP-consistent choice of LIME's kernel, loss and regulariser). Channels are the features, the baseline
-    is the all-zero map, and the official code's budget is one coalition per channel (``n_samples=None`` → K).
+    Paper: H. Jung and Y. Oh, "Towards Better Explanations of Class Activation Mapping", ICCV 2021, Sec. 4
+    (the paper's model-agnostic approximation of the maps' SHAP values; KernelSHAP from Lundberg & Lee,
+    NeurIPS 2017, the SHAP-consistent choice of LIME's kernel, loss and regulariser). Channels are the
+    features, the baseline is the all-zero map, and the official code's budget is one coalition per channel
+    (``n_samples=None`` → K).
 
     Cost: one forward pass of the network and n_samples + 2 tail evaluations per image (batched,
     ``batch_size`` per call of the tail), plus a least-squares solve of size n_samples × K; no backward.
@@ -77,9 +79,9 @@ class LIMECAM(ChannelCAM):
 
     Deviations from the paper: the official code calls captum's ``Lime`` with its defaults (a Lasso fit with
     α = 0.01 and an exponential cosine-distance kernel over coalitions drawn uniformly); we fit KernelSHAP
-    (kernel-proportional sampling, paired with complements, constrained least squares), whose solution are SHAP
-    values as the paper's argument requires. The same coalitions (from ``seed``) are used for every image, so a
-    batch gives the same coefficients as a loop over its images.
+    (kernel-proportional sampling, paired with complements, constrained least squares), whose solution are
+    SHAP values as the paper's argument requires. The same coalitions (from ``seed``) are used for every
+    image, so a batch gives the same coefficients as a loop over its images.
     """
 
     name = "lime-cam"

@@ -12,11 +12,11 @@ class LRPCAM(ChannelCAM):
     """LRP-CAM: φ_k = Σ_ij R_kij, the LRP-ε relevance of the activations of map A_k for the target logit,
     propagated through the tail after the layer; map = ReLU(Σ_k φ_k A_k).
 
-    Paper: H. Jung and Y. Oh, "Towards Better Explanations of Class Activation Mapping", ICCV 2021, Sec. 4 (the
-    paper's second approximation of the maps' SHAP values, after LIFT-CAM; LRP from Bach et al., PLoS ONE 2015).
-    The official code applies captum's ``LRP`` with its defaults to the tail: the ε-rule (ε = 1e-9) on
-    convolutions, linear layers, batch-norm and pooling, relevance passed unchanged through activations, and the
-    relevance at the output initialised to the target logit. :func:`camrepro.methods.deeplift_rules.lrp`
+    Paper: H. Jung and Y. Oh, "Towards Better Explanations of Class Activation Mapping", ICCV 2021, Sec. 4
+    (the paper's second approximation of the maps' SHAP values, after LIFT-CAM; LRP from Bach et al., PLoS ONE
+    2015). The official code applies captum's ``LRP`` with its defaults to the tail: the ε-rule (ε = 1e-9) on
+    convolutions, linear layers, batch-norm and pooling, relevance passed unchanged through activations, and
+    the relevance at the output initialised to the target logit. :func:`camrepro.methods.deeplift_rules.lrp`
     implements exactly these rules on any tail; with a linear tail φ_k = w_ck · mean(A_k) like LIFT-CAM (the
     bias's share of the logit is absorbed), with a non-linear one the two differ: LRP compares each unit with
     zero rather than with the unit's value on the reference.
@@ -26,8 +26,8 @@ class LRPCAM(ChannelCAM):
     Example:
         >>> maps = LRPCAM(net, layer="features.17")(images)
 
-    Deviations from the paper: none in the rules; activations other than ReLU (which captum's LRP rejects, e.g.
-    ReLU6) also pass relevance unchanged, i.e. their multiplier is (f(x) − f(0)) / x. A product of two
+    Deviations from the paper: none in the rules; activations other than ReLU (which captum's LRP rejects,
+    e.g. ReLU6) also pass relevance unchanged, i.e. their multiplier is (f(x) − f(0)) / x. A product of two
     activations has no LRP rule and is an error.
     """
 

@@ -1,9 +1,9 @@
 """Ground-truth SHAP values of a layer's activation maps, by Monte-Carlo permutation sampling (or exactly, for
 few channels), against which LIFT-CAM and the other CAMs' coefficients are compared.
 
-LIFT-CAM (Jung & Oh, ICCV 2021, Sec. 3.2, Eq. 5-6) argues that the ideal coefficient of activation map A_k is its
-Shapley value in the game v(S) = F_c(A_S) of :class:`camrepro.methods.channel_game.ChannelGame` (absent maps set
-to the reference, all zeros by default):
+LIFT-CAM (Jung & Oh, ICCV 2021, Sec. 3.2, Eq. 5-6) argues that the ideal coefficient of activation map A_k is
+its Shapley value in the game v(S) = F_c(A_S) of :class:`camrepro.methods.channel_game.ChannelGame` (absent
+maps set to the reference, all zeros by default):
 
     φ_k = Σ_{S ⊆ N∖{k}} |S|! (K − |S| − 1)! / K! · (v(S ∪ {k}) − v(S)) = E_π [v(P_k^π ∪ {k}) − v(P_k^π)],
 
@@ -51,8 +51,8 @@ class ChannelShap:
         return self.n_permutations // 2 if self.antithetic else self.n_permutations
 
     def relative_error_floor(self) -> torch.Tensor:
-        """‖stderr‖₂ / ‖values‖₂ per image [B]: the normalised error the sampling noise alone would give a perfect
-        estimator — differences in normalised error smaller than this are not resolved."""
+        """‖stderr‖₂ / ‖values‖₂ per image [B]: the normalised error the sampling noise alone would give a
+        perfect estimator — differences in normalised error smaller than this are not resolved."""
         norm = self.values.norm(dim=1)
         floor = self.stderr.norm(dim=1) / norm.clamp_min(torch.finfo(torch.float64).tiny)
         return torch.where(norm > 0, floor, torch.full_like(floor, math.nan))
