@@ -134,7 +134,8 @@ class AFMI(Explainer):
         >>> maps = afmi(images)                # [B, H, W] in [0, 1]
         >>> phi = afmi.weights(images)         # [B, K] feature-map importance φ
 
-    Choices the paper may have made differently (its text was not available to us): the path (a straight line
+    Deviations from the paper: the whole method is a reconstruction from the abstract. Choices the paper may
+    have made differently (its text was not available to us): the path (a straight line
     in feature space, not in pixel space as integrated gradients); the quadrature (midpoint rule); the target
     score (the pre-softmax logit); the map combining φ with ΔA rather than with A(x); ReLU on the map; the
     references offered; bilinear upsampling and min-max normalisation. The abstract also introduces a

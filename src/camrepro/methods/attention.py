@@ -11,6 +11,9 @@ from camrepro.models.attention_output import AttentionOutput
 class AttentionMap(Explainer):
     """The network's own attention map as an explanation, through the standard API.
 
+    Paper: H. Lee, J. Park, M. Oh, N. Kwak, "LFI-CAM: Learning Feature Importance for Better Visual
+    Explanation", ICCV 2021; H. Fukui et al., "Attention Branch Network", CVPR 2019.
+
     For :class:`camrepro.models.lficam.LFICAMNet` it is M = minmax(ReLU(Σ_k w_k A_k)) with the Feature
     Importance Network's weights w (Lee et al., ICCV 2021, Sec. 3); for :class:`camrepro.models.abn.ABNNet`
     the sigmoid map of the attention branch (Fukui et al., CVPR 2019, Sec. 3.1). ``explain()`` returns the
@@ -22,7 +25,7 @@ class AttentionMap(Explainer):
     Example:
         >>> maps = AttentionMap(lficam_net)(images)          # [B, H, W] in [0, 1]
 
-    Deviations: both networks compute one attention map per image, whatever the class; ``targets`` is
+    Deviations from the paper: both networks compute one attention map per image, whatever the class; ``targets`` is
     validated and recorded (None: the predicted class) but does not change the map.
     """
 
