@@ -186,8 +186,8 @@ def test_completeness_for_linear_and_nonlinear_tails(kind, zero_reference):
     targets = torch.tensor([0, 3, 1])
     result = deeplift(tail, acts, targets, reference)
     with torch.no_grad():
-        expected = tail(acts).gather(1, targets[:, None]).squeeze(1) - \
-            tail(torch.zeros_like(acts) if reference is None else reference).gather(1, targets[:, None]).squeeze(1)
+        baseline = torch.zeros_like(acts) if reference is None else reference
+        expected = (tail(acts) - tail(baseline)).gather(1, targets[:, None]).squeeze(1)
     scale = result.attributions.abs().flatten(1).sum(1)
     torch.testing.assert_close(result.coefficients.sum(1), expected, atol=float(1e-5 * scale.max()), rtol=0)
     torch.testing.assert_close(result.output - result.reference_output, expected, atol=1e-5, rtol=1e-5)
@@ -215,7 +215,8 @@ def test_linear_tail_coefficients_are_the_weight_times_the_mean_activation():
     for name in ("lift-cam", "lrp-cam"):
         torch.testing.assert_close(methods.get(name)(net, LAYER).weights(x, targets), expected)
     # KernelSHAP is exact on an additive game once the samples determine it
-    torch.testing.assert_close(methods.get("lime-cam")(net, LAYER, n_samples=16).weights(x, targets), expected)
+    lime = methods.get("lime-cam")(net, LAYER, n_samples=16)
+    torch.testing.assert_close(lime.weights(x, targets), expected)
 
 
 def test_lrp_epsilon_rule_hand_value():
@@ -258,7 +259,8 @@ def test_reference_image_gives_completeness_against_its_own_output():
     given = methods.get("lift-cam")(net, LAYER, reference_activations=result.reference_activations)
     torch.testing.assert_close(given.weights(x, [0, 1]), result.coefficients)
     zeros = methods.get("lift-cam")(net, LAYER, reference_activations=torch.zeros(3, 4, 4))
-    torch.testing.assert_close(zeros.weights(x, [0, 1]), methods.get("lift-cam")(net, LAYER).weights(x, [0, 1]))
+    default = methods.get("lift-cam")(net, LAYER)
+    torch.testing.assert_close(zeros.weights(x, [0, 1]), default.weights(x, [0, 1]))
     with pytest.raises(ValueError, match="not both"):
         methods.get("lift-cam")(net, LAYER, reference="mean", reference_activations=torch.zeros(3, 4, 4))
     with pytest.raises(ValueError, match="unknown reference"):
@@ -346,7 +348,8 @@ def test_lift_cam_runs_the_network_once_and_only_the_tail_backwards():
 # ------------------------------------------------------------------------------------ KernelSHAP
 def test_kernel_size_weights_known_values():
     # K = 4: (K − 1)/(s(K − s)) = 1, 3/4, 1 for s = 1, 2, 3
-    torch.testing.assert_close(kernel_size_weights(4), torch.tensor([1.0, 0.75, 1.0], dtype=torch.float64) / 2.75)
+    expected = torch.tensor([1.0, 0.75, 1.0], dtype=torch.float64) / 2.75
+    torch.testing.assert_close(kernel_size_weights(4), expected)
     torch.testing.assert_close(kernel_size_weights(3), torch.tensor([0.5, 0.5], dtype=torch.float64))
     with pytest.raises(ValueError, match="at least 2 players"):
         kernel_size_weights(1)
@@ -409,7 +412,7 @@ def test_mobilenet_v2_nonlinear_tail_completeness():
     with torch.no_grad():
         logits = net(images)
         zero = cam.plan.tail(torch.zeros_like(result.activations))
-    expected = logits.gather(1, result.targets[:, None]).squeeze(1) - zero.gather(1, result.targets[:, None]).squeeze(1)
+    expected = (logits - zero).gather(1, result.targets[:, None]).squeeze(1)
     torch.testing.assert_close(result.coefficients.sum(1), expected, atol=1e-4, rtol=1e-5)
     assert result.targets.tolist() == logits.argmax(1).tolist()
 
@@ -425,6 +428,7 @@ def test_chapter_verdict_rules_known_answers():
     assert chapter.outcome(0.3, 0.2) == "tie"
     assert chapter.outcome(0.5, 0.2, resolution=0.2) == "tie"          # within 2·SE + the SHAP error floor
     assert chapter.outcome(0.3, float("nan")) == "untested"
+    assert chapter.outcome(1e-8, 1e-10) == "tie"                        # float rounding is not a result
     series = pd.Series
     assert chapter.verdict(series(["better", "tie", "tie"])) == "reproduced"
     assert chapter.verdict(series(["tie", "tie"])) == "partly reproduced"
@@ -436,20 +440,22 @@ def test_chapter_verdict_rules_known_answers():
                            "value": [1.0, 2.0, 3.0, 0.0, 2.0, 1.0]})
     cmp = chapter.compare_paired(values, "lift-cam", "grad-cam", higher_is_better=True)
     assert cmp["difference"] == pytest.approx(1.0) and cmp["stderr"] == pytest.approx(1 / 3 ** 0.5)
-    assert chapter.compare_paired(values, "lift-cam", "grad-cam", higher_is_better=False)["difference"] == -1.0
+    lower = chapter.compare_paired(values, "lift-cam", "grad-cam", higher_is_better=False)
+    assert lower["difference"] == -1.0
 
 
 def test_chapter_parameters_are_checked():
     from camrepro.experiments import liftcam as chapter
 
-    params = {"models": ["vgg16", "resnet50"], "layers": ["last", "nonlinear"], "methods": ["lift-cam", "grad-cam"],
-              "photo_source": "ai-benchmark", "image_size": 224, "n_images": 4, "seed": 0, "shap_images": 2,
-              "shap_permutations": 8, "insertion_steps": 8, "n_grids": 1, "max_images": {}, "max_grid_maps": {},
-              "method_options": {},
-              "timing_images": 1, "timing_repeats": 1, "chunk": 4, "n_examples": 1}
+    params = {"models": ["vgg16", "resnet50"], "layers": ["last", "nonlinear"],
+              "methods": ["lift-cam", "grad-cam"], "photo_source": "ai-benchmark", "image_size": 224,
+              "n_images": 4, "seed": 0, "shap_images": 2, "shap_permutations": 8, "insertion_steps": 8,
+              "n_grids": 1, "max_images": {}, "max_grid_maps": {}, "method_options": {}, "timing_images": 1,
+              "timing_repeats": 1, "chunk": 4, "n_examples": 1}
     chapter.check_params(params)
     # VGG16's last layer is also its non-linear-tail layer: run once
-    assert chapter.configurations(params) == [("vgg16", "last"), ("resnet50", "last"), ("resnet50", "nonlinear")]
+    expected = [("vgg16", "last"), ("resnet50", "last"), ("resnet50", "nonlinear")]
+    assert chapter.configurations(params) == expected
     with pytest.raises(ValueError, match="lack"):
         chapter.check_params({k: v for k, v in params.items() if k != "shap_images"})
     with pytest.raises(ValueError, match="unknown models"):

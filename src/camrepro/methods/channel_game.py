@@ -1,5 +1,5 @@
-"""The cooperative game of a layer's channels: the players are the activation maps, a coalition keeps its
-maps.
+"""The cooperative game of a layer's channels: the players are the activation maps; a coalition keeps its
+own maps and the others take the reference.
 
 LIFT-CAM (Jung & Oh, ICCV 2021, Sec. 3.2) defines the ideal CAM coefficients as the SHAP values of this game:
 for one image with activations A [K, h, w], a target class c and the tail F after the layer,
@@ -48,7 +48,8 @@ def _ancestors(node: fx.Node) -> set[fx.Node]:
     return seen
 
 
-def _sub_module(tail: fx.GraphModule, start: fx.Node | None, stop: fx.Node, keep: set[fx.Node]) -> fx.GraphModule:
+def _sub_module(tail: fx.GraphModule, start: fx.Node | None, stop: fx.Node,
+                keep: set[fx.Node]) -> fx.GraphModule:
     """A GraphModule x → value of ``stop``, where x replaces ``start`` (the tail's placeholder when None) and
     ``keep`` are the nodes to copy (in the tail's order)."""
     graph = fx.Graph()
@@ -73,7 +74,8 @@ def restrict_to_target(plan: TailPlan, target: int) -> tuple[TailPlan, int]:
     output = next(n for n in plan.tail.graph.nodes if n.op == "output")
     final = output.args[0]
     if not (isinstance(final, fx.Node) and final.op == "call_module" and final in plan.steps
-            and type(plan.tail.get_submodule(final.target)) is nn.Linear and len(final.args) == 1 and not final.kwargs):
+            and type(plan.tail.get_submodule(final.target)) is nn.Linear
+            and len(final.args) == 1 and not final.kwargs):
         return plan, target
     linear = plan.tail.get_submodule(final.target)
     if not 0 <= target < linear.out_features:
@@ -158,8 +160,8 @@ class ChannelGame:
         if fold is None or fold:
             split = split_linear_prefix(self.plan)
             if split is None and fold:
-                raise ValueError("fold=True needs a tail whose first non-linearity is preceded by a cut of linear "
-                                 "operations through which every path passes; this tail has none")
+                raise ValueError("fold=True needs a tail whose first non-linearity is preceded by a cut of "
+                                 "linear operations through which every path passes; this tail has none")
             if split is not None:
                 prefix, suffix = split
                 with torch.no_grad():
@@ -174,13 +176,13 @@ class ChannelGame:
 
     def _target_values(self, logits: torch.Tensor) -> torch.Tensor:
         if logits.dim() != 2 or not 0 <= self.target < logits.shape[1]:
-            raise ValueError(f"the tail returns shape {tuple(logits.shape)}; the target needs logits [N, classes] "
-                             "with that class")
+            raise ValueError(f"the tail returns shape {tuple(logits.shape)}; the target needs logits "
+                             "[N, classes] with that class")
         return logits[:, self.target].detach().to("cpu", torch.float64)
 
     def values(self, masks: torch.Tensor) -> torch.Tensor:
-        """v of each coalition: ``masks`` bool [N, K] (True: the channel keeps its activation) → float64
-        [N]."""
+        """v of each coalition, float64 [N]: ``masks`` bool [N, K], True where the channel keeps its
+        activation."""
         if not isinstance(masks, torch.Tensor) or masks.dim() != 2 or masks.shape[1] != self.n_players:
             raise ValueError(f"masks must be a tensor [N, {self.n_players}]")
         masks = masks.to(device=self.acts.device, dtype=torch.bool)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from camrepro.methods.base import ChannelCAM, inference_scope
-from camrepro.methods.deeplift_rules import check_reproduces, deeplift, plan_for_layer
+from camrepro.methods.deeplift_rules import Attribution, check_reproduces, deeplift, plan_for_layer
 from camrepro.methods.references import (
     DEFAULT_BLUR_SIGMA, ReferenceLike, check_blur_sigma, check_noise_seed, check_reference, make_reference,
 )
@@ -77,9 +77,10 @@ class LIFTCAM(ChannelCAM):
     needs_gradients = False
     forward_passes = "1 forward + 1 tail forward on [A; A0] (2B rows) + 1 tail backward"
 
-    def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, *, tail: nn.Module | None = None,
-                 reference: ReferenceLike | None = None, reference_activations: torch.Tensor | None = None,
-                 blur_sigma: float = DEFAULT_BLUR_SIGMA, noise_seed: int = 0):
+    def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, *,
+                 tail: nn.Module | None = None, reference: ReferenceLike | None = None,
+                 reference_activations: torch.Tensor | None = None, blur_sigma: float = DEFAULT_BLUR_SIGMA,
+                 noise_seed: int = 0):
         super().__init__(model, layer)
         if reference is not None and reference_activations is not None:
             raise ValueError("give either reference (an image reference) or reference_activations, not both")
@@ -102,7 +103,8 @@ class LIFTCAM(ChannelCAM):
         _, reference_acts = self._capture(reference_images, grad=False)
         return reference_acts
 
-    def _deeplift(self, images: torch.Tensor, acts: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor):
+    def _deeplift(self, images: torch.Tensor, acts: torch.Tensor, logits: torch.Tensor,
+                  targets: torch.Tensor) -> tuple[Attribution, torch.Tensor | None]:
         reference = self._reference_acts(images, acts)
         result = deeplift(self.plan, acts.detach(), targets, reference)
         check_reproduces(result.logits, logits, self.name)
@@ -123,4 +125,5 @@ class LIFTCAM(ChannelCAM):
         reference = torch.zeros_like(acts) if reference is None else reference.to(acts).expand_as(acts)
         return LiftContributions(contributions=result.attributions, coefficients=result.coefficients,
                                  activations=acts.detach(), reference_activations=reference.detach(),
-                                 output=result.output, reference_output=result.reference_output, targets=targets)
+                                 output=result.output, reference_output=result.reference_output,
+                                 targets=targets)

@@ -28,7 +28,8 @@ def sample_coalitions(n_players: int, n_samples: int, *, paired: bool = True,
     coalition is followed by its complement (Covert & Lee, AISTATS 2021), which has the same kernel weight."""
     n_samples = _positive_int(n_samples, "n_samples")
     drawn = (n_samples + 1) // 2 if paired else n_samples
-    sizes = torch.multinomial(kernel_size_weights(n_players), drawn, replacement=True, generator=generator) + 1
+    weights = kernel_size_weights(n_players)
+    sizes = torch.multinomial(weights, drawn, replacement=True, generator=generator) + 1
     ranks = torch.rand(drawn, n_players, generator=generator).argsort(dim=1).argsort(dim=1)
     masks = ranks < sizes[:, None]
     if paired:
@@ -89,8 +90,9 @@ class LIMECAM(ChannelCAM):
     needs_gradients = False
     forward_passes = "1 forward + (n_samples + 2) tail forwards per image, no backward"
 
-    def __init__(self, model: nn.Module, layer=None, *, tail: nn.Module | None = None, n_samples: int | None = None,
-                 paired: bool = True, seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(self, model: nn.Module, layer=None, *, tail: nn.Module | None = None,
+                 n_samples: int | None = None, paired: bool = True, seed: int = 0,
+                 batch_size: int = DEFAULT_BATCH_SIZE):
         super().__init__(model, layer)
         self.n_samples = None if n_samples is None else _positive_int(n_samples, "n_samples")
         if not isinstance(paired, bool):

@@ -232,38 +232,48 @@ class OptiCAM(Explainer):
         if 0 in self.snapshots:
             snapshots[0] = self._saliency(final_u, features)
 
+        # ``index`` lists the images still optimised; while it is all of them (always, without early stop) the
+        # tensors are used whole, which spares a copy of the batch and a device synchronisation per iteration.
+        index: torch.Tensor | None = None
+
+        def pick(z: torch.Tensor) -> torch.Tensor:
+            return z if index is None else z[index]
+
         for t in range(total):
-            index = active.nonzero().squeeze(1)
             with torch.enable_grad():
-                value = self._objective(u[index], images[index], features[index], original[index],
-                                        targets[index])
+                value = self._objective(pick(u), pick(images), pick(features), pick(original), pick(targets))
                 (grad,) = torch.autograd.grad(-value.sum(), u)
             value = value.detach()
-            objective[index, t] = value
+            objective[slice(None) if index is None else index, t] = value
             if self.early_stop is not None and t % self.early_stop == 0:
-                worse = value < last_check[index]
+                rows = torch.arange(batch, device=images.device) if index is None else index
+                worse = value < last_check[rows]
+                last_check[rows] = value
                 if bool(worse.any()):
-                    stopped = index[worse]
+                    stopped = rows[worse]
                     final_u[stopped] = u.detach()[stopped]
                     active[stopped] = False
                     grad[stopped] = 0.0
-                last_check[index] = value
-                if not bool(active.any()):
-                    break
+                    index = active.nonzero().squeeze(1)
+                    if index.numel() == 0:
+                        break
             u.grad = grad
             optimizer.step()
             u.grad = None
             # A stopped image's u keeps drifting with Adam's momentum; its weights were saved in final_u.
-            final_u[active] = u.detach()[active]
-            steps[active] += 1
+            if index is None:
+                final_u.copy_(u.detach())
+                steps += 1
+            else:
+                final_u[index] = u.detach()[index]
+                steps[index] += 1
             if t + 1 in self.snapshots:
                 snapshots[t + 1] = self._saliency(final_u, features)
 
-        index = active.nonzero().squeeze(1)
-        if index.numel():
+        if index is None or index.numel():
             with torch.no_grad():
-                objective[index, total] = self._objective(final_u[index], images[index], features[index],
-                                                          original[index], targets[index])
+                objective[slice(None) if index is None else index, total] = self._objective(
+                    pick(final_u), pick(images), pick(features), pick(original), pick(targets))
         for t in self.snapshots:
             snapshots.setdefault(t, self._saliency(final_u, features))
         weights = torch.softmax(final_u, dim=1)

@@ -63,7 +63,8 @@ def _plan(tail: nn.Module | TailPlan) -> TailPlan:
 
 
 def _check_inputs(acts: object, targets: object) -> tuple[torch.Tensor, list[int]]:
-    if not isinstance(acts, torch.Tensor) or not acts.is_floating_point() or acts.dim() < 2 or acts.shape[0] == 0:
+    if (not isinstance(acts, torch.Tensor) or not acts.is_floating_point() or acts.dim() < 2
+            or acts.shape[0] == 0):
         raise ValueError("acts must be a non-empty floating-point batch of activations [B, K, ...]")
     if isinstance(targets, int) and not isinstance(targets, bool):
         targets = [targets] * acts.shape[0]
@@ -71,7 +72,8 @@ def _check_inputs(acts: object, targets: object) -> tuple[torch.Tensor, list[int
         if targets.is_floating_point() or targets.dtype == torch.bool or targets.dim() != 1:
             raise TypeError("targets must be an int, a sequence of ints or a LongTensor [B]")
         targets = [int(t) for t in targets.tolist()]
-    elif isinstance(targets, (list, tuple)) and all(isinstance(t, int) and not isinstance(t, bool) for t in targets):
+    elif isinstance(targets, (list, tuple)) and all(isinstance(t, int) and not isinstance(t, bool)
+                                                    for t in targets):
         targets = list(targets)
     else:
         raise TypeError("targets must be an int, a sequence of ints or a LongTensor [B]")
@@ -98,7 +100,8 @@ def marginal_contributions(chain: torch.Tensor, orders: torch.Tensor) -> torch.T
 
 def permutation_shap(tail: nn.Module | TailPlan, acts: torch.Tensor, targets, *,
                      reference: torch.Tensor | None = None, n_permutations: int = 64, antithetic: bool = True,
-                     seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE, fold: bool | None = None) -> ChannelShap:
+                     seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE,
+                     fold: bool | None = None) -> ChannelShap:
     """Monte-Carlo SHAP values [B, K] of the channels of ``acts`` [B, K, …] for ``targets`` (an int, ints or a
     LongTensor [B]) with their standard errors (see the module docstring).
 
@@ -155,8 +158,8 @@ def shapley_from_table(table: torch.Tensor) -> torch.Tensor:
     return phi
 
 
-def exact_shap(tail: nn.Module | TailPlan, acts: torch.Tensor, targets, *, reference: torch.Tensor | None = None,
-               batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
+def exact_shap(tail: nn.Module | TailPlan, acts: torch.Tensor, targets, *,
+               reference: torch.Tensor | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
     """Exact SHAP values float64 [B, K] by evaluating all 2^K coalitions; K ≤ ``EXACT_MAX_PLAYERS``."""
     plan = _plan(tail)
     acts, targets = _check_inputs(acts, targets)
