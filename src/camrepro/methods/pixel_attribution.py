@@ -30,9 +30,14 @@ import warnings
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
-from captum.attr import DeepLift as _CaptumDeepLift
-from captum.attr import IntegratedGradients as _CaptumIntegratedGradients
-from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR, nonlinear
+# captum imports tqdm.auto, which warns "IProgress not found" inside a Jupyter kernel without ipywidgets. No
+# progress bar is ever drawn here, and a warning in a chapter's output fails the book build, so it is silenced
+# for this import only.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    from captum.attr import DeepLift as _CaptumDeepLift
+    from captum.attr import IntegratedGradients as _CaptumIntegratedGradients
+    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR, nonlinear
 from torch import nn
 
 from camrepro.methods.base import Explainer, Explanation, inference_scope
