@@ -193,8 +193,9 @@ def afmi_maps(afmi: AFMI, images: torch.Tensor, targets: torch.Tensor, chunk: in
               ) -> tuple[torch.Tensor, pd.DataFrame]:
     """A-FMI maps [N, H, W] (as ``afmi(images, targets)`` gives them) and, per image, the completeness check:
     ``score`` F_c(x), ``reference_score`` F_c(x′), ``sum_phi`` Σ_k φ_k, ``relative_gap``
-    |Σφ − (F_c(x) − F_c(x′))| / |F_c(x) − F_c(x′)| and ``path_gradient``, the mean over channels of
-    |Σ_ij ḡ_kij| / (h·w) (the size of the path-averaged gradient)."""
+    |Σφ − (F_c(x) − F_c(x′))| / |F_c(x) − F_c(x′)|, ``path_gradient``, the mean over channels of
+    |Σ_ij ḡ_kij| / (h·w) (the size of the path-averaged gradient), and ``reference_ratio`` ‖A(x′)‖ / ‖A(x)‖
+    (how large the reference's activations are next to the image's: near 0, ΔA ≈ A(x))."""
     maps, rows = [], []
     for first in range(0, images.shape[0], chunk):
         result = afmi.attribute(images[first:first + chunk], targets[first:first + chunk])
@@ -206,6 +207,9 @@ def afmi_maps(afmi: AFMI, images: torch.Tensor, targets: torch.Tensor, chunk: in
                                   "sum_phi": result.importance.sum(dim=1).double().cpu().numpy(),
                                   "relative_gap": gap.cpu().numpy(),
                                   "path_gradient": result.path_gradients.mean(dim=(2, 3)).abs().mean(dim=1)
+                                  .double().cpu().numpy(),
+                                  "reference_ratio": ((result.activations - result.delta).flatten(1).norm(dim=1)
+                                                      / result.activations.flatten(1).norm(dim=1).clamp_min(1e-12))
                                   .double().cpu().numpy()}))
     return torch.cat(maps), pd.concat(rows, ignore_index=True)
 

@@ -83,7 +83,7 @@ def check_params(params: Mapping[str, object]) -> dict[str, object]:
                 "timing_images", "timing_repeats", "chunk", "n_examples"):
         _positive(params, key)
     if params["photo_source"] == "imagenet-val":
-        absent = [k for k in ("imagenet_root", "imagenet_labels") if k not in params]
+        absent = [k for k in ("imagenet_root", "imagenet_labels") if params.get(k) is None]
         if absent:
             raise ValueError(f"photo_source 'imagenet-val' needs {absent} (the validation folder and its "
                              "labels file)")

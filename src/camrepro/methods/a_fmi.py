@@ -77,11 +77,13 @@ def path_averaged_gradients(tail: nn.Module, start: torch.Tensor, end: torch.Ten
 class AFMIAttribution:
     """Everything A-FMI computes for a batch (all tensors detached).
 
-    ``delta`` ΔA = A(x) − A(x′) [B, K, h, w]; ``path_gradients`` ḡ [B, K, h, w]; ``importance`` φ [B, K];
+    ``activations`` A(x) and ``delta`` ΔA = A(x) − A(x′) [B, K, h, w] (so A(x′) = activations − delta);
+    ``path_gradients`` ḡ [B, K, h, w]; ``importance`` φ [B, K];
     ``saliency`` ReLU(Σ_k φ_k ΔA_k) [B, h, w] (before upsampling); ``targets`` [B]; ``score`` F_c(A(x)) and
     ``reference_score`` F_c(A(x′)) [B], so ``completeness_gap`` = Σ_k φ_k − (score − reference_score).
     """
 
+    activations: torch.Tensor
     delta: torch.Tensor
     path_gradients: torch.Tensor
     importance: torch.Tensor
@@ -203,7 +205,7 @@ class AFMI(Explainer):
         importance = (delta * grads).sum(dim=(2, 3))
         saliency = torch.relu(torch.einsum("bk,bkhw->bhw", importance, delta))
         return AFMIAttribution(
-            delta=delta, path_gradients=grads, importance=importance, saliency=saliency, targets=targets,
+            activations=end, delta=delta, path_gradients=grads, importance=importance, saliency=saliency, targets=targets,
             score=target_scores(logits[:batch], targets).detach(),
             reference_score=target_scores(logits[batch:], targets).detach())
 
