@@ -224,6 +224,8 @@ def test_hand_weighted_network_zero_reference():
     afmi = AFMI(LinearTailNet(), layer="conv", reference="zeros", steps=1)
     result = afmi.attribute(hand_image())
     assert result.targets.tolist() == [0]
+    expected_acts = torch.tensor([[[[1.0, 0.5], [0.0, 0.0]], [[0.0, 0.0], [1.0, 0.0]]]])
+    assert torch.allclose(result.activations, expected_acts)
     assert torch.allclose(result.importance, torch.tensor([[0.75, -0.25]]))
     assert torch.allclose(result.saliency, torch.tensor([[[0.75, 0.375], [0.0, 0.0]]]))
     assert torch.allclose(afmi(hand_image()), torch.tensor([[[1.0, 0.5], [0.0, 0.0]]]))
@@ -600,6 +602,9 @@ def test_afmi_maps_match_the_method_and_report_completeness():
     assert (check["relative_gap"] < 1e-10).all()                       # a linear tail: exact
     expected_size = result.path_gradients.mean(dim=(2, 3)).abs().mean(dim=1).numpy()
     assert check["path_gradient"].to_numpy() == pytest.approx(expected_size)
+    reference_acts = net.features(torch.zeros_like(x))                 # A(x′) of the black reference
+    ratio = (reference_acts.flatten(1).norm(dim=1) / net.features(x).flatten(1).norm(dim=1)).detach()
+    assert check["reference_ratio"].to_numpy() == pytest.approx(ratio.numpy())
 
 
 def test_method_layers_and_image_sources():

@@ -108,8 +108,8 @@ def check_params(params: Mapping[str, object]) -> dict[str, object]:
         raise ValueError(f"afmi parameter 'methods' lists {unsupported}, which take no reference; "
                          f"choose among {REFERENCE_METHODS}")
     for key in ("chunk", "n_images", "pooled_size", "afmi_steps", "ig_steps", "saturation_pool",
-                "saturation_images", "saturation_steps", "faithfulness_images", "insertion_steps", "grid_photos",
-                "n_grids"):
+                "saturation_images", "saturation_steps", "faithfulness_images", "insertion_steps",
+                "grid_photos", "n_grids"):
         _positive_int(params, key)
     if params["saturation_images"] > params["saturation_pool"]:
         raise ValueError("afmi parameter 'saturation_images' cannot exceed 'saturation_pool'")
@@ -201,6 +201,8 @@ def afmi_maps(afmi: AFMI, images: torch.Tensor, targets: torch.Tensor, chunk: in
         result = afmi.attribute(images[first:first + chunk], targets[first:first + chunk])
         maps.append(normalize_maps(upsample(result.saliency.float(), tuple(images.shape[-2:]))))
         difference = (result.score - result.reference_score).double()
+        norms = result.activations.flatten(1).norm(dim=1)
+        reference_norms = (result.activations - result.delta).flatten(1).norm(dim=1)
         gap = result.completeness_gap.double().abs() / difference.abs().clamp_min(1e-12)
         rows.append(pd.DataFrame({"score": result.score.double().cpu().numpy(),
                                   "reference_score": result.reference_score.double().cpu().numpy(),
@@ -208,14 +210,14 @@ def afmi_maps(afmi: AFMI, images: torch.Tensor, targets: torch.Tensor, chunk: in
                                   "relative_gap": gap.cpu().numpy(),
                                   "path_gradient": result.path_gradients.mean(dim=(2, 3)).abs().mean(dim=1)
                                   .double().cpu().numpy(),
-                                  "reference_ratio": ((result.activations - result.delta).flatten(1).norm(dim=1)
-                                                      / result.activations.flatten(1).norm(dim=1).clamp_min(1e-12))
-                                  .double().cpu().numpy()}))
+                                  "reference_ratio": (reference_norms / norms.clamp_min(1e-12)).double().cpu()
+                                  .numpy()}))
     return torch.cat(maps), pd.concat(rows, ignore_index=True)
 
 
 def pooled(maps: torch.Tensor, size: int) -> torch.Tensor:
-    """Maps [N, H, W] averaged over a size × size grid of cells (adaptive average pooling): [N, size, size]."""
+    """Maps [N, H, W] averaged over a size × size grid of cells (adaptive average pooling):
+    [N, size, size]."""
     return torch.nn.functional.adaptive_avg_pool2d(maps.unsqueeze(1), size).squeeze(1)
 
 

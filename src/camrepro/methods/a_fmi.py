@@ -205,8 +205,8 @@ class AFMI(Explainer):
         importance = (delta * grads).sum(dim=(2, 3))
         saliency = torch.relu(torch.einsum("bk,bkhw->bhw", importance, delta))
         return AFMIAttribution(
-            activations=end, delta=delta, path_gradients=grads, importance=importance, saliency=saliency, targets=targets,
-            score=target_scores(logits[:batch], targets).detach(),
+            activations=end, delta=delta, path_gradients=grads, importance=importance, saliency=saliency,
+            targets=targets, score=target_scores(logits[:batch], targets).detach(),
             reference_score=target_scores(logits[batch:], targets).detach())
 
     def _explain(self, images: torch.Tensor, targets: torch.Tensor | None) -> Explanation:
