@@ -24,17 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from camrepro.methods.deeplift_rules import TailPlan, as_graph_module, broadcast_reference, plan_tail
+from camrepro.methods.validation import check_positive_int
 
 DEFAULT_BATCH_SIZE = 128
 # The fold stores K per-channel terms of the linear prefix's output; above this many elements it is not used.
 FOLD_MAX_ELEMENTS = 1 << 26
 ACCUMULATE_FLOAT64_ELEMENTS = 1 << 22
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _ancestors(node: fx.Node) -> set[fx.Node]:
@@ -153,7 +148,7 @@ class ChannelGame:
         self.tail = self.plan.tail
         self.acts = acts.detach()
         self.reference = broadcast_reference(reference, self.acts[None])[0]
-        self.batch_size = _positive_int(batch_size, "batch_size")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
         self.n_players = int(self.acts.shape[0])
         self._delta = self.acts - self.reference
         self._split = None

@@ -6,14 +6,15 @@ import torch
 from torch import nn
 
 from camrepro.methods.base import ChannelCAM
-from camrepro.methods.channel_game import DEFAULT_BATCH_SIZE, ChannelGame, _positive_int
+from camrepro.methods.channel_game import DEFAULT_BATCH_SIZE, ChannelGame
 from camrepro.methods.deeplift_rules import check_reproduces, plan_for_layer
+from camrepro.methods.validation import check_positive_int
 
 
 def kernel_size_weights(n_players: int) -> torch.Tensor:
     """Probabilities [K − 1] of the coalition sizes s = 1 … K − 1 under the Shapley kernel: the kernel
     π(S) = (K − 1) / (C(K, s) s (K − s)) summed over the C(K, s) coalitions of size s, normalised."""
-    n_players = _positive_int(n_players, "n_players")
+    n_players = check_positive_int(n_players, "n_players")
     if n_players < 2:
         raise ValueError("KernelSHAP needs at least 2 players")
     sizes = torch.arange(1, n_players, dtype=torch.float64)
@@ -26,7 +27,7 @@ def sample_coalitions(n_players: int, n_samples: int, *, paired: bool = True,
     """``n_samples`` coalitions bool [n, K] drawn from the Shapley kernel: a size from
     :func:`kernel_size_weights`, then a uniformly random coalition of that size. ``paired``: each drawn
     coalition is followed by its complement (Covert & Lee, AISTATS 2021), which has the same kernel weight."""
-    n_samples = _positive_int(n_samples, "n_samples")
+    n_samples = check_positive_int(n_samples, "n_samples")
     drawn = (n_samples + 1) // 2 if paired else n_samples
     weights = kernel_size_weights(n_players)
     sizes = torch.multinomial(weights, drawn, replacement=True, generator=generator) + 1
@@ -94,13 +95,13 @@ class LIMECAM(ChannelCAM):
                  n_samples: int | None = None, paired: bool = True, seed: int = 0,
                  batch_size: int = DEFAULT_BATCH_SIZE):
         super().__init__(model, layer)
-        self.n_samples = None if n_samples is None else _positive_int(n_samples, "n_samples")
+        self.n_samples = None if n_samples is None else check_positive_int(n_samples, "n_samples")
         if not isinstance(paired, bool):
             raise TypeError(f"paired must be a bool, got {type(paired).__name__}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         self.paired, self.seed = paired, seed
-        self.batch_size = _positive_int(batch_size, "batch_size")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
         self.plan = plan_for_layer(self.model, self.layer_name, tail)
 
     def _channel_weights(self, images, acts, logits, targets):
