@@ -71,8 +71,8 @@ test: ## pytest, every chapter at the smoke profile, the book build and a headle
 	$(MAKE) smoke
 	$(MAKE) check-html
 
-bench: env data ## time every method per image (batch 1 and 16) next to pytorch-grad-cam; writes a CSV
-	$(PY) -m camrepro.cli bench
+bench: env data ## time every method per image (batch 1 and 16) next to pytorch-grad-cam, and LFI-CAM training; CSVs
+	$(PY) -m camrepro.cli bench --training
 
 clean: ## remove builds, executed notebooks and results (keeps .venv and downloaded data)
 	rm -rf _build book/chapters data/results .pytest_cache

@@ -156,3 +156,57 @@ def test_main_writes_the_csv(tmp_path, capsys):
     assert table.method.tolist() == ["fake-cam", "fake-cam", "cam", "cam"]
     assert not math.isnan(table.forward_s_per_image.iloc[0])
     assert "written to" in capsys.readouterr().out
+
+
+def test_floors_are_the_forward_pass_and_opti_cams_iterations_of_mask_gradient(monkeypatch):
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 8, 8)
+    net = make_linear_tail_net()
+    calls: list[int] = []
+    from camrepro.methods import opti_cam
+
+    real = opti_cam.mask_gradient
+
+    def counted(model, x, masks, targets, space="pixel"):
+        calls.append(x.shape[0])
+        return real(model, x, masks, targets, space)
+
+    monkeypatch.setattr(opti_cam, "mask_gradient", counted)
+    table = bench.run_benchmark(
+        net, LAYER, images, ["grad-cam", "opti-cam", "score-cam"], batch_sizes=(1, 2),
+        budget=bench.Budget(repeats=1, warmup=0), compare=False,
+    )
+    grad = table[table.method == "grad-cam"]
+    pd.testing.assert_series_equal(grad.floor_s_per_image, grad.forward_s_per_image, check_names=False)
+    pd.testing.assert_series_equal(
+        grad.ours_over_floor, grad.ours_s_per_image / grad.floor_s_per_image, check_names=False
+    )
+    opti = table[table.method == "opti-cam"]
+    assert (opti.floor_s_per_image > 0).all() and (opti.ours_over_floor > 0).all()
+    # the floor is timed on as many images as Opti-CAM was, once per batch size
+    assert calls == opti.ours_images.tolist()
+    score = table[table.method == "score-cam"]
+    assert score.floor_s_per_image.isna().all() and score.ours_over_floor.isna().all()
+
+
+def test_floor_of_opti_cam_is_iterations_times_one_masked_pass():
+    ticks = iter(range(100))
+    images = torch.rand(3, 3, 8, 8)
+    ours = {1: bench.Timing(5.0, 1, 1), 4: bench.Timing(5.0, 3, 1)}
+    floor = bench.floor_per_image(
+        "opti-cam", make_linear_tail_net(), images, torch.zeros(3, dtype=torch.long), ours, {},
+        bench.Budget(repeats=1), clock=lambda: float(next(ticks)),
+    )
+    # each timed call takes one tick of the fake clock: 100 iterations × 1 s, per image
+    assert floor == {1: 100.0, 4: 100.0 / 3}
+
+
+@pytest.mark.slow
+def test_training_table_times_the_three_lficam_networks(monkeypatch):
+    from camrepro.experiments import lficam
+
+    real = lficam.training_throughput
+    monkeypatch.setattr(lficam, "training_throughput", lambda p, d: real(p, d, batch_size=4, steps=1, warmup=0))
+    table = bench.training_table(torch.device("cpu"))
+    assert table.network.tolist() == list(lficam.KINDS)
+    assert (table.images_per_second > 0).all() and table.overhead.iloc[0] == 0.0

@@ -18,8 +18,17 @@ timed calls at the full batch. The CSV says how many images and repeats each num
 
 Columns: device, method, batch, ours_s_per_image, theirs_s_per_image, ratio (theirs / ours: > 1 means ours
 is faster), passes_formula (the method's cost in passes), forward_s_per_image (a plain forward pass at the
-same batch), ours_in_forwards (ours / forward), ours_images, ours_repeats, theirs_images, theirs_repeats,
-note.
+same batch), ours_in_forwards (ours / forward), floor_s_per_image (the least the method's passes can cost,
+measured in the same run: one forward pass for a method whose cost is one forward pass plus work on the
+tail after the layer; for Opti-CAM, ``iterations`` × one forward + backward of the masked batch, timed with
+:func:`camrepro.methods.opti_cam.mask_gradient` on the same images; empty where no floor is timed),
+ours_over_floor (ours / floor: how close to its pass count a method gets), ours_images, ours_repeats,
+theirs_images, theirs_repeats, note.
+
+Training throughput. With ``--training`` (on in ``make bench``) it also times one SGD step of the LFI-CAM
+chapter's three networks (plain ResNet, ABN, LFI-CAM) at the ``book`` profile's scale with
+:func:`camrepro.experiments.lficam.training_throughput` and writes ``bench/results/training-<device>.csv``:
+LFI-CAM's feature importance network costs training time that the paper does not report.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import inspect
 import io
 import math
 import os
@@ -62,6 +72,8 @@ COLUMNS = [
     "passes_formula",
     "forward_s_per_image",
     "ours_in_forwards",
+    "floor_s_per_image",
+    "ours_over_floor",
     "ours_images",
     "ours_repeats",
     "theirs_images",
@@ -157,6 +169,46 @@ def _ours(name: str, model: nn.Module, layer: str) -> Callable[[torch.Tensor, to
     return lambda x, t: method(x, t)
 
 
+def _default(cls: type, parameter: str) -> object:
+    return inspect.signature(cls.__init__).parameters[parameter].default
+
+
+def floor_per_image(
+    name: str,
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    ours: dict[int, Timing],
+    unit: dict[int, Timing],
+    budget: Budget,
+    clock: Clock = time.perf_counter,
+) -> dict[int, float]:
+    """Seconds per image of the passes ``name`` cannot avoid, for each batch size of ``ours``.
+
+    A method that costs "1 forward" plus work on the tail after its layer has the plain forward pass at the
+    same batch as its floor (the tail of a last-layer explanation is a pooling and a linear layer). Opti-CAM's
+    floor is ``iterations`` × (forward + backward of the masked batch), timed on the same number of images that
+    Opti-CAM itself was timed on. Any other method gets no floor (an empty dict).
+    """
+    cls = methods.get(name)
+    if name == "opti-cam":
+        from camrepro.methods.opti_cam import mask_gradient
+
+        iterations = int(_default(cls, "iterations"))
+        out = {}
+        for batch, timing in ours.items():
+            x, t = images[: timing.images], targets[: timing.images]
+            masks = torch.full((x.shape[0], *x.shape[-2:]), 0.5, device=x.device)
+            step = seconds_per_call(
+                lambda x=x, t=t, m=masks: mask_gradient(model, x, m, t), budget.repeats, x.device, clock
+            )
+            out[batch] = iterations * step / x.shape[0]
+        return out
+    if cls.forward_passes.startswith("1 forward"):
+        return {batch: unit[batch].s_per_image for batch in ours}
+    return {}
+
+
 @contextlib.contextmanager
 def _theirs(
     name: str, model: nn.Module, layer: str
@@ -213,6 +265,7 @@ def run_benchmark(
         except (TypeError, ValueError) as exc:  # a method defined for another kind of network
             log(f"{name}: not applicable to this network ({exc})")
             ours, note = {}, f"not applicable: {exc}"
+        floor = floor_per_image(name, model, images, targets, ours, unit, budget, clock) if ours else {}
         theirs: dict[int, Timing] = {}
         if compare and name in THEIRS and ours:
             with _theirs(name, theirs_model, layer) as run_theirs:
@@ -230,6 +283,8 @@ def run_benchmark(
                     "passes_formula": cls.forward_passes,
                     "forward_s_per_image": unit[batch].s_per_image,
                     "ours_in_forwards": o.s_per_image / unit[batch].s_per_image if o else math.nan,
+                    "floor_s_per_image": floor.get(batch, math.nan),
+                    "ours_over_floor": o.s_per_image / floor[batch] if o and batch in floor else math.nan,
                     "ours_images": o.images if o else 0,
                     "ours_repeats": o.repeats if o else 0,
                     "theirs_images": t.images if t else 0,
@@ -250,9 +305,9 @@ def run_benchmark(
 def format_table(table: pd.DataFrame) -> str:
     """The table as printed: seconds with 4 decimals, ratios with 2."""
     shown = table.drop(columns=["note"]).copy()
-    for column in ("ours_s_per_image", "theirs_s_per_image", "forward_s_per_image"):
+    for column in ("ours_s_per_image", "theirs_s_per_image", "forward_s_per_image", "floor_s_per_image"):
         shown[column] = shown[column].map(lambda v: "" if math.isnan(v) else f"{v:.4f}")
-    for column in ("ratio", "ours_in_forwards"):
+    for column in ("ratio", "ours_in_forwards", "ours_over_floor"):
         shown[column] = shown[column].map(lambda v: "" if math.isnan(v) else f"{v:.2f}")
     return shown.to_string(index=False)
 
@@ -286,6 +341,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--expensive-repeats", type=int, default=1)
     parser.add_argument("--no-compare", action="store_true", help="skip pytorch-grad-cam")
+    parser.add_argument(
+        "--training",
+        action="store_true",
+        help="also time a training step of the LFI-CAM chapter's networks (book profile scale)",
+    )
     parser.add_argument("--out", default="bench/results", help="folder for bench-<device>.csv")
     args = parser.parse_args(list(argv))
     for flag in ("repeats", "expensive_images", "expensive_repeats", "size"):
@@ -340,4 +400,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         table.to_csv(path, index=False)
         print(format_table(table))
         print(f"written to {path}")
+        if args.training:
+            training = training_table(device)
+            path = out / f"training-{device.type}.csv"
+            training.to_csv(path, index=False)
+            print(training.to_string(index=False))
+            print(f"written to {path}")
     return 0
+
+
+def training_table(device: torch.device, profile: str = "book") -> pd.DataFrame:
+    """Training and inference images per second of the LFI-CAM chapter's networks at ``profile``'s scale."""
+    from camrepro.experiments.lficam import training_throughput
+    from camrepro.notebooks import load_profile
+
+    columns = ["network", "batch_size", "steps", "seconds_per_step", "images_per_second", "overhead",
+               "inference_images_per_second", "parameters", "input", "device", "threads"]
+    return training_throughput(load_profile(profile)["lficam"], str(device)).loc[:, columns]
