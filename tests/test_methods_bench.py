@@ -210,3 +210,14 @@ def test_training_table_times_the_three_lficam_networks(monkeypatch):
     table = bench.training_table(torch.device("cpu"))
     assert table.network.tolist() == list(lficam.KINDS)
     assert (table.images_per_second > 0).all() and table.overhead.iloc[0] == 0.0
+
+
+def test_ratio_table_divides_times_of_the_same_run():
+    table = pd.DataFrame({
+        "device": ["cpu"] * 4, "batch": [1, 1, 16, 16], "method": ["lift-cam", "grad-cam"] * 2,
+        "ours_s_per_image": [0.2, 0.1, 0.04, math.nan], "forward_s_per_image": [0.1, 0.1, 0.02, 0.02],
+    })
+    ratios = bench.ratio_table(table, [("lift-cam", "forward"), ("lift-cam", "grad-cam"), ("score-cam", "lift-cam")])
+    assert ratios[["batch", "method", "other"]].values.tolist() == [
+        [1, "lift-cam", "forward"], [1, "lift-cam", "grad-cam"], [16, "lift-cam", "forward"]]
+    assert ratios.ratio.tolist() == pytest.approx([2.0, 2.0, 2.0])

@@ -4,7 +4,9 @@
 ``features.18`` with 224×224 photos, every method of :data:`camrepro.methods.REGISTRY` at batch 1 and 16, on
 the CPU and on CUDA when it is available; pytorch-grad-cam (``grad-cam==1.5.7``) is timed in the same run for
 the methods it implements, and so is a plain forward pass, the unit of cost. It writes
-``bench/results/bench-<device>.csv`` and prints the table.
+``bench/results/bench-<device>.csv`` and prints the table, and the time ratios that the papers' speed
+claims are about (LIFT-CAM against a forward pass, Grad-CAM and Score-CAM; A-FMI and Opti-CAM against their
+alternatives: :data:`RATIO_PAIRS`) to ``bench/results/ratios-<device>.csv``.
 
 Protocol. Both implementations get the same images (packaged photos) and the same explicit target classes
 (the predicted ones), and separate copies of the network: pytorch-grad-cam keeps hooks on its model for the
@@ -302,6 +304,37 @@ def run_benchmark(
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+# (method, other) pairs whose time ratio the papers' speed claims are about; "forward" is the plain forward pass
+RATIO_PAIRS: tuple[tuple[str, str], ...] = (
+    ("lift-cam", "forward"),
+    ("lift-cam", "grad-cam"),
+    ("score-cam", "lift-cam"),
+    ("lrp-cam", "lift-cam"),
+    ("lime-cam", "lift-cam"),
+    ("a-fmi", "grad-cam"),
+    ("a-fmi", "integrated-gradients"),
+    ("opti-cam", "score-cam"),
+    ("opti-cam", "grad-cam"),
+)
+
+
+def ratio_table(table: pd.DataFrame, pairs: Sequence[tuple[str, str]] = RATIO_PAIRS) -> pd.DataFrame:
+    """``method`` time / ``other`` time per image at each batch, for the pairs present in ``table``.
+
+    Columns: device, batch, method, other, ratio (> 1: ``method`` is slower). Both times come from the same
+    run; a pair with either time missing is left out.
+    """
+    rows = []
+    for (device, batch), group in table.groupby(["device", "batch"], sort=False):
+        seconds = dict(zip(group.method, group.ours_s_per_image))
+        seconds["forward"] = float(group.forward_s_per_image.iloc[0])
+        for method, other in pairs:
+            a, b = seconds.get(method, math.nan), seconds.get(other, math.nan)
+            if not (math.isnan(a) or math.isnan(b)):
+                rows.append({"device": device, "batch": batch, "method": method, "other": other, "ratio": a / b})
+    return pd.DataFrame(rows, columns=["device", "batch", "method", "other", "ratio"])
+
+
 def format_table(table: pd.DataFrame) -> str:
     """The table as printed: seconds with 4 decimals, ratios with 2."""
     shown = table.drop(columns=["note"]).copy()
@@ -400,6 +433,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         table.to_csv(path, index=False)
         print(format_table(table))
         print(f"written to {path}")
+        ratios = ratio_table(table)
+        if len(ratios):
+            path = out / f"ratios-{device.type}.csv"
+            ratios.to_csv(path, index=False)
+            print(ratios.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+            print(f"written to {path}")
         if args.training:
             training = training_table(device)
             path = out / f"training-{device.type}.csv"
