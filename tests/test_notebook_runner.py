@@ -226,3 +226,24 @@ def test_a_dead_kernel_fails_the_run_and_marks_the_notebook(tmp_path):
         notebooks.run_all("smoke", root=tmp_path)
     nb = nbformat.read(layout.executed_copy("gamma"), as_version=4)
     assert nb.metadata.papermill.exception is True  # no cell shows the failure: the book build must refuse it
+
+
+def test_stale_temporaries_of_dead_runs_are_removed_and_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from camrepro.notebooks import remove_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)
+    stale = [tmp_path / f".report.{dead_pid}.53cbd8f9.running.ipynb", tmp_path / f".book-run.{dead_pid}.0a1b2c3d.tmp"]
+    live = tmp_path / f".liftcam.{os.getpid()}.8a06c177.running.ipynb"
+    kept = [live, tmp_path / "report.ipynb", tmp_path / ".hidden", tmp_path / ".a.b.c"]
+    for path in stale + kept:
+        path.write_text("{}")
+    (tmp_path / f".x.{dead_pid}.ffffffff.tmp.d").mkdir()
+    assert sorted(remove_stale_temporaries(tmp_path)) == sorted(stale)
+    assert all(p.exists() for p in kept) and not any(p.exists() for p in stale)
+    assert remove_stale_temporaries(tmp_path / "absent") == []

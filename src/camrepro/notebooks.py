@@ -336,6 +336,36 @@ def _sibling_temporary(path: Path, suffix: str) -> Path:
     return path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
 
 
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the hidden temporaries (``.<name>.<pid>.<id>.running.ipynb`` / ``.tmp``) that a killed run left in
+    ``folder``: those whose writing process no longer exists. A live run's files are kept. Returns the removed
+    paths. (A run that ends normally or by an exception removes its own; only SIGKILL or a power cut leaves
+    them.)"""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.glob(".*.*.*"):
+        parts = path.name.split(".")
+        # ['', stem, pid, id, 'running', 'ipynb'] or ['', stem, pid, id, 'tmp'] (the stem may hold dots)
+        suffix = parts[-2:] == ["running", "ipynb"] or parts[-1] == "tmp"
+        pid = parts[-4] if parts[-2:] == ["running", "ipynb"] else parts[-3] if len(parts) >= 5 else ""
+        if not path.is_file() or not suffix or not pid.isdigit() or _process_is_alive(int(pid)):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def _write_json_atomic(path: Path, obj: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _sibling_temporary(path, ".tmp")
@@ -467,6 +497,8 @@ def run_all(profile: str, chapters: Sequence[str] | None = None, *, device: str 
         check_template(name, nbformat.read(layout.template(name), as_version=4))
         plan[name] = notebook_parameters(name, profile_params, device=device)
 
+    remove_stale_temporaries(layout.executed)
+    remove_stale_temporaries(layout.record.parent)
     effective_device = device if device is not None else str(profile_params["device"])
     previous = json.loads(layout.record.read_text()) if layout.record.is_file() else None
     record = new_record(profile, effective_device, previous)

@@ -257,7 +257,10 @@ def _one_config(model_name: str, kind: str, params: Mapping[str, object], device
         "mean_stderr": shap.stderr.mean(1).numpy(), "max_abs_value": shap.values.abs().amax(1).numpy(),
         "lift_completeness_error": lift_gap.abs().cpu().double().numpy(),
         "n_permutations": shap.n_permutations, "n_samples": shap.n_samples, "seconds_per_image": shap_seconds,
-        "channels": contributions.activations.shape[1], "tail_is_linear": lift.plan.is_linear()})
+        "channels": contributions.activations.shape[1], "tail_is_linear": lift.plan.is_linear(),
+        # a CAM weights maps that are meant to be non-negative (after a ReLU); a signed layer changes what
+        # ReLU(Σ_k φ_k A_k) shows, whatever the coefficients
+        "negative_share": (contributions.activations < 0).double().mean((1, 2, 3)).cpu().numpy()})
     watch.lap("SHAP sampling", "lift-cam")
 
     # 2-3. every method: maps, coefficients, faithfulness, grid pointing, timing, cost
