@@ -111,3 +111,23 @@ def test_killed_run_is_recomputed_not_read(tmp_path: Path):
     assert calls == [1] and not res.from_cache
     assert list(res["table"]["b"]) == [1.0, 2.0]
     assert not list((tmp_path / "ch").glob(".tmp-*")), "the stale temporary directory is cleaned up"
+
+
+def test_source_hash_covers_computing_modules_but_not_the_runner_or_the_report(tmp_path):
+    from camrepro.cache import NOT_HASHED, source_hash
+
+    package = tmp_path / "pkg"
+    (package / "experiments").mkdir(parents=True)
+    files = {"cache.py": "a = 1\n", "experiments/chapter.py": "b = 2\n", "report.py": "c = 3\n",
+             "experiments/report.py": "d = 4\n"}
+    for name, text in files.items():
+        (package / name).write_text(text)
+    assert "report.py" in NOT_HASHED
+    before = source_hash(package)
+    (package / "report.py").write_text("c = 30\n")            # renders results: not part of the key
+    assert source_hash(package) == before
+    for name in ("cache.py", "experiments/chapter.py", "experiments/report.py"):  # computes: part of it
+        (package / name).write_text(files[name] + "# changed\n")
+        changed = source_hash(package)
+        assert changed != before
+        before = changed

@@ -1,8 +1,9 @@
 """Results cached on disk by content hash, written atomically, each with a manifest.
 
 A result lives in ``data/results/<chapter>/<key>/``: one file per table (``<name>.csv``), per array bundle
-(``<name>.npz``) and ``manifest.json``. ``key`` hashes the parameters and the package's source code, so a rerun
-with nothing changed is a cache hit and any change to either recomputes. The directory is assembled under a
+(``<name>.npz``) and ``manifest.json``. ``key`` hashes the parameters and the package's source code (all of it but the
+modules that only render or report, :data:`NOT_HASHED`), so a rerun with nothing changed is a cache hit and any
+change to either recomputes. The directory is assembled under a
 temporary name and renamed into place only when complete; a run killed midway leaves at most a ``.tmp-*``
 directory, which is never read and is removed by the next run.
 """
@@ -34,11 +35,19 @@ def results_root() -> Path:
     return Path(env).resolve() if env else provenance.repository_root() / "data" / "results"
 
 
+# Modules that only run, render or report on results and never compute one: a change to them must not
+# invalidate every cached result (the notebook runner, the book build, the report and colophon tables, the
+# command line and the speed benchmark, which writes its own CSVs outside the cache).
+NOT_HASHED = frozenset({"notebooks.py", "book.py", "report.py", "colophon.py", "cli.py", "bench.py"})
+
+
 def source_hash(package_dir: Path = _PACKAGE_DIR) -> str:
-    """sha256 over every ``.py`` file of the package (path and content), in a stable order."""
+    """sha256 over every ``.py`` file of the package (path and content), in a stable order, except the
+    top-level modules in :data:`NOT_HASHED`."""
     digest = hashlib.sha256()
     for path in sorted(package_dir.rglob("*.py")):
-        if "__pycache__" in path.parts:
+        relative = path.relative_to(package_dir)
+        if "__pycache__" in path.parts or (len(relative.parts) == 1 and relative.name in NOT_HASHED):
             continue
         digest.update(str(path.relative_to(package_dir)).encode())
         digest.update(b"\0")
