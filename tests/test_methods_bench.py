@@ -173,7 +173,7 @@ def test_floors_are_the_forward_pass_and_opti_cams_iterations_of_mask_gradient(m
 
     monkeypatch.setattr(opti_cam, "mask_gradient", counted)
     table = bench.run_benchmark(
-        net, LAYER, images, ["grad-cam", "opti-cam", "score-cam"], batch_sizes=(1, 2),
+        net, LAYER, images, ["grad-cam", "opti-cam", "score-cam", "ablation-cam"], batch_sizes=(1, 2),
         budget=bench.Budget(repeats=1, warmup=0), compare=False,
     )
     grad = table[table.method == "grad-cam"]
@@ -185,8 +185,9 @@ def test_floors_are_the_forward_pass_and_opti_cams_iterations_of_mask_gradient(m
     assert (opti.floor_s_per_image > 0).all() and (opti.ours_over_floor > 0).all()
     # the floor is timed on as many images as Opti-CAM was, once per batch size
     assert calls == opti.ours_images.tolist()
-    score = table[table.method == "score-cam"]
-    assert score.floor_s_per_image.isna().all() and score.ours_over_floor.isna().all()
+    for name in ("score-cam", "ablation-cam"):  # one network or tail pass per channel: no floor timed
+        rows = table[table.method == name]
+        assert rows.floor_s_per_image.isna().all() and rows.ours_over_floor.isna().all()
 
 
 def test_floor_of_opti_cam_is_iterations_times_one_masked_pass():

@@ -20,7 +20,7 @@ timed calls at the full batch. The CSV says how many images and repeats each num
 
 Columns: device, method, batch, ours_s_per_image, theirs_s_per_image, ratio (theirs / ours: > 1 means ours
 is faster), passes_formula (the method's cost in passes), forward_s_per_image (a plain forward pass at the
-same batch), ours_in_forwards (ours / forward), floor_s_per_image (the least the method's passes can cost,
+same batch, timed just before the method), ours_in_forwards (ours / forward), floor_s_per_image (the least the method's passes can cost,
 measured in the same run: one forward pass for a method whose cost is one forward pass plus work on the
 tail after the layer; for Opti-CAM, ``iterations`` × one forward + backward of the masked batch, timed with
 :func:`camrepro.methods.opti_cam.mask_gradient` on the same images; empty where no floor is timed),
@@ -171,6 +171,12 @@ def _ours(name: str, model: nn.Module, layer: str) -> Callable[[torch.Tensor, to
     return lambda x, t: method(x, t)
 
 
+# Methods whose cost is one forward pass plus work on the tail after the layer (a backward, or a forward and a
+# backward of it): at the last layer the tail is a pooling and a linear layer, so one forward pass is their floor.
+# Methods that run the tail once per channel (Ablation-CAM, LIME-CAM) or the network more than once have none here.
+FORWARD_FLOOR = frozenset({"cam", "grad-cam", "grad-cam++", "xgrad-cam", "layer-cam", "lift-cam", "lrp-cam"})
+
+
 def _default(cls: type, parameter: str) -> object:
     return inspect.signature(cls.__init__).parameters[parameter].default
 
@@ -187,8 +193,8 @@ def floor_per_image(
 ) -> dict[int, float]:
     """Seconds per image of the passes ``name`` cannot avoid, for each batch size of ``ours``.
 
-    A method that costs "1 forward" plus work on the tail after its layer has the plain forward pass at the
-    same batch as its floor (the tail of a last-layer explanation is a pooling and a linear layer). Opti-CAM's
+    A method of :data:`FORWARD_FLOOR` (one forward plus work on the tail after its layer) has the plain forward
+    pass at the same batch as its floor (the tail of a last-layer explanation is a pooling and a linear layer). Opti-CAM's
     floor is ``iterations`` × (forward + backward of the masked batch), timed on the same number of images that
     Opti-CAM itself was timed on. Any other method gets no floor (an empty dict).
     """
@@ -206,7 +212,7 @@ def floor_per_image(
             )
             out[batch] = iterations * step / x.shape[0]
         return out
-    if cls.forward_passes.startswith("1 forward"):
+    if name in FORWARD_FLOOR:
         return {batch: unit[batch].s_per_image for batch in ours}
     return {}
 
@@ -255,13 +261,17 @@ def run_benchmark(
         with torch.no_grad():
             return model(x)
 
-    unit = time_method(
-        forward, images, targets, batch_sizes, Budget(budget.repeats, budget.warmup, math.inf), clock
-    )
+    unit_budget = Budget(budget.repeats, budget.warmup, math.inf)
+    for batch in batch_sizes:  # the first calls at a batch size pay for memory allocation: not part of any row
+        for _ in range(2):
+            forward(images[:batch], targets[:batch])
     rows = []
     for name in names:
         cls = methods.get(name)
         note = ""
+        # the unit is timed next to each method, so that a drift of the machine's speed during a long run
+        # (frequency, other load) does not bias the ratios of the methods timed far from it
+        unit = time_method(forward, images, targets, batch_sizes, unit_budget, clock)
         try:
             ours = time_method(_ours(name, model, layer), images, targets, batch_sizes, budget, clock)
         except (TypeError, ValueError) as exc:  # a method defined for another kind of network
@@ -327,9 +337,10 @@ def ratio_table(table: pd.DataFrame, pairs: Sequence[tuple[str, str]] = RATIO_PA
     rows = []
     for (device, batch), group in table.groupby(["device", "batch"], sort=False):
         seconds = dict(zip(group.method, group.ours_s_per_image))
-        seconds["forward"] = float(group.forward_s_per_image.iloc[0])
+        forward = dict(zip(group.method, group.forward_s_per_image))  # timed next to each method
         for method, other in pairs:
-            a, b = seconds.get(method, math.nan), seconds.get(other, math.nan)
+            a = seconds.get(method, math.nan)
+            b = forward.get(method, math.nan) if other == "forward" else seconds.get(other, math.nan)
             if not (math.isnan(a) or math.isnan(b)):
                 rows.append({"device": device, "batch": batch, "method": method, "other": other, "ratio": a / b})
     return pd.DataFrame(rows, columns=["device", "batch", "method", "other", "ratio"])
@@ -358,7 +369,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--model", default="mobilenet_v2")
     parser.add_argument("--layer", help="default: the model's last convolutional layer (features.18)")
     parser.add_argument("--size", type=int, default=224, help="image side in pixels")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per cheap method (median); default 5")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument(
         "--expensive-seconds",
