@@ -571,7 +571,7 @@ def test_chapter_parameters_are_checked():
                           ({"layers": []}, "'layers' must list distinct choices"),
                           ({"saturation_images": 99}, "cannot exceed"),
                           ({"temperatures": [0]}, "positive numbers"),
-                          ({"n_grids": 0}, "'n_grids' must be a positive int")]:
+                          ({"n_grids": 0}, "afmi parameter n_grids must be an int ≥ 1")]:
         with pytest.raises(ValueError, match=match):
             check_params({**params, **change})
     with pytest.raises(ValueError, match="lack"):

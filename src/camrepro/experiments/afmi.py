@@ -35,6 +35,7 @@ from torch import nn
 from camrepro import cache, methods, metrics, models
 from camrepro.data.grid import make_grids
 from camrepro.data.photos import load_photos
+from camrepro.experiments.parameters import check_count, check_models, check_required
 from camrepro.experiments import explaining
 from camrepro.methods.a_fmi import AFMI
 from camrepro.methods.base import normalize_maps, upsample
@@ -69,25 +70,11 @@ REQUIRED = (
 
 # ----------------------------------------------------------------------------------------------- parameters
 
-def _positive_int(params: Mapping[str, object], key: str) -> None:
-    value = params[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"afmi parameter {key!r} must be a positive int, got {value!r}")
-
-
 def check_params(params: Mapping[str, object]) -> dict[str, object]:
     """The chapter's parameters, checked; ValueError naming what is missing or wrong."""
-    if not isinstance(params, Mapping):
-        raise TypeError(f"afmi parameters must be a mapping, got {type(params).__name__}")
-    missing = [k for k in REQUIRED if k not in params]
-    if missing:
-        raise ValueError(f"afmi parameters lack {missing}; see the afmi section of "
-                         "notebooks/params/book.yaml")
+    check_required(CHAPTER, params, REQUIRED)
     for key in ("models", "saturation_models", "faithfulness_models"):
-        unknown = [m for m in params[key] if m not in models.MODELS]
-        if unknown or not params[key]:
-            raise ValueError(f"afmi parameter {key!r} must list models among {sorted(models.MODELS)}, "
-                             f"got {params[key]!r}")
+        check_models(CHAPTER, key, params[key])
     layers = list(params["layers"])
     if not layers or len(set(layers)) != len(layers) or not set(layers) <= set(LAYER_CHOICES):
         raise ValueError(f"afmi parameter 'layers' must list distinct choices among {LAYER_CHOICES} (the "
@@ -110,7 +97,7 @@ def check_params(params: Mapping[str, object]) -> dict[str, object]:
     for key in ("chunk", "n_images", "pooled_size", "afmi_steps", "ig_steps", "saturation_pool",
                 "saturation_images", "saturation_steps", "faithfulness_images", "insertion_steps",
                 "grid_photos", "n_grids"):
-        _positive_int(params, key)
+        check_count(CHAPTER, key, params[key], 1)
     if params["saturation_images"] > params["saturation_pool"]:
         raise ValueError("afmi parameter 'saturation_images' cannot exceed 'saturation_pool'")
     temperatures = list(params["temperatures"])

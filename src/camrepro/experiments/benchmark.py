@@ -22,6 +22,7 @@ import torch
 from camrepro import cache, metrics, models
 from camrepro.data.grid import make_grids
 from camrepro.data.photos import load_photos
+from camrepro.experiments.parameters import check_models, check_required
 from camrepro.experiments import explaining
 from camrepro.reference import published
 
@@ -32,12 +33,8 @@ REQUIRED = ("models", "methods", "expensive", "n_images", "n_images_expensive", 
 
 
 def check_params(params: Mapping[str, object]) -> dict[str, object]:
-    missing = [k for k in REQUIRED if k not in params]
-    if missing:
-        raise ValueError(f"benchmark parameters lack {missing}; see notebooks/params/book.yaml for an example")
-    unknown = [m for m in params["models"] if m not in models.MODELS]
-    if unknown:
-        raise ValueError(f"unknown models {unknown}; expected some of {sorted(models.MODELS)}")
+    check_required(CHAPTER, params, REQUIRED)
+    check_models(CHAPTER, "models", params["models"])
     return {k: params[k] for k in REQUIRED} | {k: v for k, v in params.items() if k not in REQUIRED}
 
 

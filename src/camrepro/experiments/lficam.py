@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from camrepro import cache, metrics
+from camrepro.experiments.parameters import check_count
 from camrepro.methods.attention import AttentionMap
 from camrepro.methods.grad_cam import GradCAM
 from camrepro.models.attention_output import LogitsOnly
@@ -99,12 +100,6 @@ def merge_params(defaults: Mapping[str, object], overrides: Mapping[str, object]
     return out
 
 
-def _int(value: object, name: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{CHAPTER} parameter {name} must be an int ≥ {minimum}, got {value!r}")
-    return value
-
-
 def check_params(params: Mapping[str, object]) -> dict[str, object]:
     """The chapter's parameters: ``params`` over :data:`DEFAULTS`, validated (errors name the key)."""
     p = merge_params(DEFAULTS, params)
@@ -115,12 +110,12 @@ def check_params(params: Mapping[str, object]) -> dict[str, object]:
         raise ValueError(f"{CHAPTER} data source 'image-folder' needs data.train_root and data.test_root "
                          "(ImageFolder trees: <root>/<class>/<image>)")
     for key in ("size", "n_train", "n_test", "image_size"):
-        _int(data[key], f"data.{key}", 1)
+        check_count(CHAPTER, f"data.{key}", data[key], 1)
     seeds = p["seeds"]
     if not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"{CHAPTER} seeds must be a non-empty list of distinct ints, got {seeds!r}")
     for seed in seeds:
-        _int(seed, "seeds[]")
+        check_count(CHAPTER, "seeds[]", seed)
     settings = p["stability"]["settings"]
     mappings = isinstance(settings, list) and all(isinstance(s, Mapping) for s in settings)
     if not mappings or len(settings) < 2:
@@ -136,13 +131,13 @@ def check_params(params: Mapping[str, object]) -> dict[str, object]:
     for threshold in p["stability"]["thresholds"]:
         metrics.threshold_maps(torch.zeros(1, 1, 1), threshold)     # validates the threshold
     for key in ("n_images", "steps", "blur_kernel_size", "batch_size"):
-        _int(p["evaluation"][key], f"evaluation.{key}", 1)
-    _int(p["stability"]["n_images"], "stability.n_images", 1)
-    _int(p["examples"], "examples")
-    _int(p["workers"], "workers")
+        check_count(CHAPTER, f"evaluation.{key}", p["evaluation"][key], 1)
+    check_count(CHAPTER, "stability.n_images", p["stability"]["n_images"], 1)
+    check_count(CHAPTER, "examples", p["examples"])
+    check_count(CHAPTER, "workers", p["workers"])
     for key in ("batch_size", "steps"):
-        _int(p["throughput"][key], f"throughput.{key}", 1)
-    _int(p["throughput"]["warmup"], "throughput.warmup")
+        check_count(CHAPTER, f"throughput.{key}", p["throughput"][key], 1)
+    check_count(CHAPTER, "throughput.warmup", p["throughput"]["warmup"])
     backbone_config(p, num_classes=10, in_channels=1 if data["source"] == "canvas" else 3)
     return p
 

@@ -39,6 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from camrepro import cache, metrics, methods, models
 from camrepro.data.grid import make_grids
 from camrepro.data.photos import load_photos
+from camrepro.experiments.parameters import check_count, check_models, check_required
 from camrepro.experiments import explaining
 from camrepro.methods.base import Explainer, normalize_maps, upsample
 from camrepro.metrics.channel_shap import permutation_shap
@@ -54,24 +55,11 @@ OTHER_CAMS = ("lrp-cam", "lime-cam", "grad-cam", "grad-cam++", "xgrad-cam", "sco
 
 
 # ---------------------------------------------------------------------------------------------- parameters
-def _positive(params: Mapping[str, object], key: str) -> int:
-    value = params[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"liftcam parameter {key!r} must be a positive int, got {value!r}")
-    return value
-
-
 def check_params(params: Mapping[str, object]) -> dict[str, object]:
     """The chapter's parameters, checked: every key of :data:`REQUIRED`, known models, layer kinds and
     methods."""
-    if not isinstance(params, Mapping):
-        raise TypeError(f"liftcam parameters must be a mapping, got {type(params).__name__}")
-    missing = [k for k in REQUIRED if k not in params]
-    if missing:
-        raise ValueError(f"liftcam parameters lack {missing}; see notebooks/params/book.yaml for an example")
-    unknown = [m for m in params["models"] if m not in models.MODELS]
-    if unknown:
-        raise ValueError(f"unknown models {unknown}; expected some of {sorted(models.MODELS)}")
+    check_required(CHAPTER, params, REQUIRED)
+    check_models(CHAPTER, "models", params["models"])
     kinds = [k for k in params["layers"] if k not in LAYER_KINDS]
     if kinds:
         raise ValueError(f"unknown layer kinds {kinds}; expected some of {sorted(LAYER_KINDS)}")
@@ -81,7 +69,7 @@ def check_params(params: Mapping[str, object]) -> dict[str, object]:
         raise ValueError("the liftcam chapter compares every method with lift-cam: list it in 'methods'")
     for key in ("image_size", "n_images", "shap_images", "shap_permutations", "insertion_steps", "n_grids",
                 "timing_images", "timing_repeats", "chunk", "n_examples"):
-        _positive(params, key)
+        check_count(CHAPTER, key, params[key], 1)
     if params["photo_source"] == "imagenet-val":
         absent = [k for k in ("imagenet_root", "imagenet_labels") if params.get(k) is None]
         if absent:

@@ -37,6 +37,7 @@ from torch import nn
 
 from camrepro import cache, metrics, models
 from camrepro.experiments import explaining
+from camrepro.experiments.parameters import check_count
 from camrepro.methods import REGISTRY
 from camrepro.methods.opti_cam import NORMALIZATIONS, OBJECTIVES, OptiCAM, mask_gradient
 from camrepro.models.masking import masked_forward
@@ -98,12 +99,6 @@ def _merge(defaults: Mapping[str, object], overrides: Mapping[str, object], wher
     return out
 
 
-def _count(value: object, name: str, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"opticam parameter {name} must be an int ≥ {minimum}, got {value!r}")
-    return value
-
-
 def _known_method(name: object) -> bool:
     if not isinstance(name, str):
         return False
@@ -130,8 +125,8 @@ def check_params(params: Mapping[str, object]) -> dict[str, object]:
         raise ValueError(f"opticam data source {data['source']!r} needs data.root (the image folder)")
     if data["source"] == "imagenet-val" and not data.get("labels"):
         raise ValueError("opticam data source 'imagenet-val' needs data.labels (a '<file> <label>' text file)")
-    _count(data["n"], "data.n", minimum=1)
-    _count(data["size"], "data.size", minimum=32)
+    check_count(CHAPTER, "data.n", data["n"], 1)
+    check_count(CHAPTER, "data.size", data["size"], 32)
     if p["targets"] not in TARGETS:
         raise ValueError(f"opticam targets must be one of {TARGETS}, got {p['targets']!r}")
     if p["targets"] == "label" and data["source"] not in ("imagenet-val", "image-folder"):
@@ -145,25 +140,25 @@ def check_params(params: Mapping[str, object]) -> dict[str, object]:
         if not _known_method(name):
             raise ValueError(f"opticam baselines name an unknown method {name!r}")
     for name, n in p["method_images"].items():
-        _count(n, f"method_images.{name}")
+        check_count(CHAPTER, f"method_images.{name}", n)
     for name in ("images", "iterations"):
-        _count(p["optimisation"][name], f"optimisation.{name}", minimum=1)
+        check_count(CHAPTER, f"optimisation.{name}", p["optimisation"][name], 1)
     for t in p["snapshots"]:
-        if _count(t, "snapshots[…]") > p["optimisation"]["iterations"]:
+        if check_count(CHAPTER, "snapshots[…]", t) > p["optimisation"]["iterations"]:
             raise ValueError(f"opticam snapshot {t} is beyond optimisation.iterations "
                              f"({p['optimisation']['iterations']})")
-    _count(p["insertion_deletion"]["images"], "insertion_deletion.images")
-    _count(p["insertion_deletion"]["steps"], "insertion_deletion.steps", minimum=1)
+    check_count(CHAPTER, "insertion_deletion.images", p["insertion_deletion"]["images"])
+    check_count(CHAPTER, "insertion_deletion.steps", p["insertion_deletion"]["steps"], 1)
     for unit in ("ablation", "protocol", "cost"):
         if p[unit]["model"] not in models.MODELS:
             raise ValueError(f"opticam {unit}.model must be one of {sorted(models.MODELS)}, "
                              f"got {p[unit]['model']!r}")
-    _count(p["ablation"]["images"], "ablation.images")
-    _count(p["protocol"]["images"], "protocol.images")
+    check_count(CHAPTER, "ablation.images", p["ablation"]["images"])
+    check_count(CHAPTER, "protocol.images", p["protocol"]["images"])
     for name in ("iterations", "batch", "repeats"):
-        _count(p["cost"][name], f"cost.{name}", minimum=1)
-    _count(p["examples"], "examples")
-    _count(p["batch_size"], "batch_size", minimum=1)
+        check_count(CHAPTER, f"cost.{name}", p["cost"][name], 1)
+    check_count(CHAPTER, "examples", p["examples"])
+    check_count(CHAPTER, "batch_size", p["batch_size"], 1)
     return p
 
 
