@@ -139,3 +139,14 @@ def paper_section_html(paper: Paper, claims: pd.DataFrame, in_book: bool) -> str
     note = "" if in_book else (f'<p class="report-partial">The {chapter} chapter is not part of this build; '
                                "the claims below were tested by other chapters.</p>\n")
     return f'{note}<p class="report-summary">{html.escape(verdict_summary(rows))}</p>\n{table}'
+
+
+def claims_table(claims) -> pd.DataFrame:
+    """A chapter's claims as the chapter page shows them: the claim, the published figure and its source,
+    ours (effect [95 % interval], n, per condition), the verdict (with the n that would decide an
+    inconclusive one) and the rule."""
+    from camrepro.evidence import claims_frame
+
+    frame = claims_frame(list(claims))
+    return frame.loc[:, ["claim", "published", "source", "ours", "decision", "rule"]].rename(
+        columns={"decision": "verdict"})

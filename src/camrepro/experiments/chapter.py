@@ -1,0 +1,124 @@
+"""The chapter contract: parameters ← compute units ← tables ← claims, the same for every chapter.
+
+A chapter is a small package ``camrepro.experiments.<name>`` (``params.py``, ``compute.py``, ``tables.py``,
+``claims.py``) whose ``__init__`` builds one :class:`Chapter`:
+
+- ``schema``: the typed parameters (:class:`~camrepro.experiments.schema.Schema`); the profile's section of
+  ``notebooks/params/<profile>.yaml`` and any overrides are merged over its defaults once, and validated once;
+- ``units(params) -> list[Unit]``: the named compute units, each with the parameters its result depends on;
+  :meth:`Chapter.run` computes each through the content-hash cache (:func:`camrepro.cache.cached`), so a
+  rerun with nothing changed reads every unit from disk;
+- ``claims(results, params) -> list[Claim]``: the chapter's claims, decided from the units' per-unit tables
+  (:mod:`camrepro.evidence`).
+
+Tables and figures are plain functions of the results in the chapter's ``tables`` module; notebooks call
+them and show what they return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from camrepro import cache
+from camrepro.evidence import Claim
+from camrepro.experiments.schema import Schema
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One cached computation of a chapter.
+
+    ``params``: everything its result depends on (hashed, with the package source, into its cache key);
+    ``compute(device)`` returns a mapping of output name → DataFrame or dict of numpy arrays. ``per_image``
+    marks units whose rows are one per image (the ones a multi-process run can shard).
+    """
+
+    name: str
+    params: Mapping[str, object]
+    compute: Callable[[str], Mapping[str, object]]
+    per_image: bool = False
+
+
+class Results(Mapping[str, cache.Result]):
+    """The cached results of a chapter's units, by unit name, in the order they were declared."""
+
+    def __init__(self, results: Mapping[str, cache.Result]):
+        self._results = dict(results)
+
+    def __getitem__(self, name: str) -> cache.Result:
+        try:
+            return self._results[name]
+        except KeyError:
+            raise KeyError(f"no unit {name!r}; this chapter's units are {list(self._results)}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._results)
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def table(self, name: str, prefix: str = "") -> pd.DataFrame:
+        """The table ``name`` of every unit (whose name starts with ``prefix``) that has one, concatenated."""
+        frames = [r.tables[name] for unit, r in self._results.items()
+                  if unit.startswith(prefix) and name in r.tables]
+        if not frames:
+            raise KeyError(f"no unit{' ' + repr(prefix) if prefix else ''} has a table {name!r}")
+        return pd.concat(frames, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter of the book: its name, the paper it reproduces (None for a cross-paper chapter), its typed
+    parameters, its compute units and its claims."""
+
+    name: str
+    title: str
+    schema: Schema
+    units: Callable[[dict[str, object]], Sequence[Unit]]
+    claims_from: Callable[[Results, dict[str, object]], Sequence[Claim]]
+    paper: str | None = None
+    budgets: Mapping[str, float] = field(default_factory=dict)   # profile → seconds the chapter may take
+
+    def params(self, profile: str | None = None, overrides: Mapping[str, object] | None = None
+               ) -> dict[str, object]:
+        """The chapter's parameters: defaults ← the profile's section (if ``profile``) ← ``overrides``."""
+        section: Mapping[str, object] = {}
+        if profile is not None:
+            from camrepro.notebooks import load_profile  # reads notebooks/params/<profile>.yaml
+
+            section = load_profile(profile).get(self.name) or {}
+        return self.schema.resolve(section, overrides)
+
+    def run(self, params: Mapping[str, object], device: str = "cpu", *,
+            only: Sequence[str] | None = None) -> Results:
+        """Every unit's result (computed, or read from the cache). ``only``: unit names to restrict to."""
+        checked = self.schema.resolve(params)
+        units = list(self.units(checked))
+        names = [u.name for u in units]
+        if len(set(names)) != len(names):
+            raise ValueError(f"chapter {self.name!r} declares a unit twice: {names}")
+        if only is not None:
+            unknown = sorted(set(only) - set(names))
+            if unknown:
+                raise ValueError(f"chapter {self.name!r} has no unit(s) {unknown}; its units are {names}")
+            units = [u for u in units if u.name in only]
+        return Results({u.name: cache.cached(self.name, u.name, u.params, lambda u=u: u.compute(device),
+                                             device=device) for u in units})
+
+    def claims(self, params: Mapping[str, object], device: str = "cpu") -> list[Claim]:
+        """The chapter's claims, decided on its (cached) results."""
+        checked = self.schema.resolve(params)
+        claims = list(self.claims_from(self.run(checked, device), checked))
+        for claim in claims:
+            if not isinstance(claim, Claim):
+                raise TypeError(f"chapter {self.name!r} returned a {type(claim).__name__} among its claims")
+            if claim.chapter != self.name:
+                raise ValueError(f"chapter {self.name!r} returned claim {claim.key!r} labelled with chapter "
+                                 f"{claim.chapter!r}")
+        keys = [c.key for c in claims]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"chapter {self.name!r} returned two claims with the same key: {keys}")
+        return claims

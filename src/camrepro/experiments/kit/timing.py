@@ -1,0 +1,69 @@
+"""Paired timing: a method and its reference (a forward pass, another implementation) timed call by call.
+
+A 2-core machine's speed drifts during a run (other processes, frequency scaling). Timing ``ours`` for a
+minute and ``theirs`` the next minute compares two machines; timing them interleaved — ours, theirs,
+forward, ours, theirs, forward… — compares the methods. Each round gives one paired ratio; the claims use
+the rounds as units (geometric-mean ratio with a bootstrap interval), and the tables show medians with the
+spread of the per-round ratio.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+
+import pandas as pd
+import torch
+
+
+def _sync(device: torch.device | None) -> None:
+    # Timing boundaries only: CUDA kernels run asynchronously, so a clock read needs the queue drained.
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average (NaN where the platform has none), recorded beside timings."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return float("nan")
+
+
+def interleaved(calls: Mapping[str, Callable[[], object]], *, rounds: int, per_call: int = 1,
+                device: torch.device | None = None, warmup: bool = True) -> pd.DataFrame:
+    """Seconds per item of each call in ``calls``, ``rounds`` times, the calls interleaved in each round.
+
+    ``per_call``: items each call processes (images in the batch), so the times are per image. Returns one
+    row per (round, call): ``round, call, seconds, load``.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be ≥ 1, got {rounds}")
+    if warmup:
+        for fn in calls.values():
+            fn()
+    rows = []
+    for r in range(rounds):
+        for name, fn in calls.items():
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            rows.append({"round": r, "call": name, "seconds": (time.perf_counter() - start) / per_call,
+                         "load": load_average()})
+    return pd.DataFrame(rows, columns=["round", "call", "seconds", "load"])
+
+
+def paired_ratios(times: pd.DataFrame, numerator: str, denominator: str) -> pd.Series:
+    """Per-round ratio ``numerator / denominator`` of an :func:`interleaved` table, indexed by round."""
+    wide = times.pivot(index="round", columns="call", values="seconds")
+    return wide[numerator] / wide[denominator]
+
+
+def ratio_summary(times: pd.DataFrame, numerator: str, denominator: str) -> dict[str, float]:
+    """Median ratio, its 25-75 % spread and whether the spread is wider than the ratio (flagged)."""
+    ratios = paired_ratios(times, numerator, denominator)
+    q25, q50, q75 = ratios.quantile([0.25, 0.5, 0.75])
+    return {"median": float(q50), "q25": float(q25), "q75": float(q75), "rounds": int(ratios.size),
+            "unstable": bool((q75 - q25) > q50)}
