@@ -1,103 +1,81 @@
-"""camrepro.report: collecting the chapters' claims and the report's sections."""
+"""camrepro.report: collecting the chapters' claims, the report's sections and forest plots."""
 
 from __future__ import annotations
 
-import sys
-import types
+import matplotlib
 
-import pandas as pd
+matplotlib.use("Agg")
+
+import numpy as np
 import pytest
 
-from camrepro import report
+from camrepro import evidence, report
+from camrepro.evidence import Claim, Rule, condition
+from camrepro.experiments import chapter as chapter_module
+from camrepro.experiments import registry
+from camrepro.experiments.schema import Param, Schema
 
-ROWS = [
-    {"paper": "Opti-CAM", "claim": "AG ranks Fake-CAM last", "published": 0.0, "ours": 0.4,
-     "verdict": "reproduced", "source": "Table 1"},
-    {"paper": "Opti-CAM", "claim": "Opti-CAM has the best AG", "published": 36.6, "ours": 21.0,
-     "verdict": "partly reproduced", "source": "Table 1"},
-    {"paper": "Opti-CAM", "claim": "fewer iterations suffice", "published": None, "ours": 0.9,
-     "verdict": "reproduced", "source": "Fig. 5"},
-]
-
-
-def fake_chapter(monkeypatch, chapter, rows=None, *, claims=True):
-    module = types.ModuleType(f"camrepro.experiments.{chapter}")
-    if claims:
-        module.claims = lambda params: pd.DataFrame(rows if rows is not None else ROWS).assign(
-            claim=lambda d: d["claim"] + f" (n={params['n']})")
-    monkeypatch.setitem(sys.modules, module.__name__, module)
+UNITS = [f"photo{i}" for i in range(12)]
+RNG = np.random.default_rng(0)
+BASE = RNG.uniform(0, 40, 12)
 
 
-def test_validate_claims_orders_columns_and_rejects_bad_tables():
-    shuffled = pd.DataFrame(ROWS)[["verdict", "ours", "source", "claim", "published", "paper"]]
-    assert list(report.validate_claims(shuffled, "opticam").columns) == list(report.CLAIM_COLUMNS)
-    with pytest.raises(TypeError, match="must return a pandas DataFrame, got list"):
-        report.validate_claims(ROWS, "opticam")
-    with pytest.raises(ValueError, match="has columns"):
-        report.validate_claims(pd.DataFrame(ROWS).drop(columns="source"), "opticam")
-    with pytest.raises(ValueError, match=r"unknown papers \['OptiCAM'\]"):
-        report.validate_claims(pd.DataFrame(ROWS).assign(paper="OptiCAM"), "opticam")
-    with pytest.raises(ValueError, match="1 rows with an empty 'verdict'"):
-        report.validate_claims(pd.DataFrame(ROWS).assign(verdict=["a", " ", "b"]), "opticam")
+def make_claim(key, paper="Opti-CAM", chapter="opticam", effect=10.0, noise=1.0, text="Opti-CAM has the best AG"):
+    a = BASE + effect + RNG.normal(0, noise, 12)
+    return Claim(key=key, paper=paper, chapter=chapter, text=text, published="AG 27.3 vs 21.2",
+                 source="Table 1", rule="mean paired AG difference > 0",
+                 conditions=(condition("vs Grad-CAM", UNITS, a, BASE, rule=Rule(0.0), a_label="opti-cam",
+                                       b_label="grad-cam"),))
+
+
+def fake_chapter(monkeypatch, name, claims, paper="Opti-CAM"):
+    schema = Schema(name, {"n": Param(1, int, minimum=0)})
+    seen = []
+
+    def claims_from(results, params):
+        seen.append(params["n"])
+        return claims
+
+    fake = chapter_module.Chapter(name, name, schema, lambda p: [], claims_from, paper=paper)
+    monkeypatch.setattr(registry, "get", lambda n: fake if n == name else pytest.fail(f"asked for {n}"))
+    return seen
 
 
 def test_collect_claims_passes_each_chapter_its_section(monkeypatch):
-    fake_chapter(monkeypatch, "opticam")
-    profile = {"profile": "smoke", "device": "cpu", "opticam": {"n": 7}, "zzz_not_a_chapter": {}}
-    claims = report.collect_claims(profile, ["opticam", "zzz_not_a_chapter"])
-    assert list(claims.columns) == [*report.CLAIM_COLUMNS, "chapter"]
-    assert list(claims["claim"]) == ["AG ranks Fake-CAM last (n=7)", "Opti-CAM has the best AG (n=7)",
-                                     "fewer iterations suffice (n=7)"]
-    assert set(claims["chapter"]) == {"opticam"}
+    seen = fake_chapter(monkeypatch, "opticam", [make_claim("best-ag")])
+    claims = report.collect_claims({"profile": "smoke", "opticam": {"n": 7}}, ["opticam"])
+    assert seen == [7] and [c.key for c in claims] == ["best-ag"]
     with pytest.raises(ValueError, match="no 'afmi:' section"):
-        report.collect_claims(profile, ["afmi"])
+        report.collect_claims({"profile": "smoke"}, ["afmi"])
+    with pytest.raises(ValueError, match=r"unknown opticam parameter\(s\) \['m'\]"):
+        report.collect_claims({"profile": "smoke", "opticam": {"m": 7}}, ["opticam"])
 
 
-def test_a_paper_chapter_must_have_claims(monkeypatch):
-    fake_chapter(monkeypatch, "liftcam", claims=False)
-    with pytest.raises(AttributeError, match="camrepro.experiments.liftcam has no claims"):
-        report.chapter_claims("liftcam", {})
-    fake_chapter(monkeypatch, "zzz_other", claims=False)
-    assert report.chapter_claims("zzz_other", {}) is None
+def test_claims_must_be_claims_of_known_papers_labelled_with_their_chapter():
+    with pytest.raises(TypeError, match="must be a list of Claim"):
+        report.validate_claims("x", "opticam")
+    with pytest.raises(ValueError, match="unknown paper 'OptiCAM'"):
+        report.validate_claims([make_claim("k", paper="OptiCAM")], "opticam")
+    with pytest.raises(ValueError, match="labelled with chapter 'afmi'"):
+        report.validate_claims([make_claim("k", chapter="afmi")], "opticam")
 
 
-def test_collect_claims_of_nothing_is_an_empty_table():
-    assert report.collect_claims({"profile": "smoke"}, []).empty
+def test_verdict_summary_counts_in_the_vocabulary_order():
+    decided, undecided = make_claim("a"), make_claim("b", effect=0.2, noise=4.0)
+    assert undecided.verdict == evidence.INCONCLUSIVE
+    assert report.verdict_summary([undecided, decided, make_claim("c")]) == \
+        "3 claims: 2 reproduced, 1 inconclusive at this scale."
+    assert report.verdict_summary([]) == "No claim assessed."
 
 
-def test_claims_may_take_a_device_carry_their_chapter_or_be_empty(monkeypatch):
-    seen = []
-    module = types.ModuleType("camrepro.experiments.zzz_bench")
-
-    def claims(params, device="cpu"):
-        seen.append(device)
-        return pd.DataFrame(ROWS[:1]).assign(chapter="zzz_bench")
-
-    module.claims = claims
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    table = report.collect_claims({"zzz_bench": {}}, ["zzz_bench"], device="cuda")
-    assert seen == ["cuda"] and list(table["chapter"]) == ["zzz_bench"]
-    module.claims = lambda params: pd.DataFrame(ROWS[:1]).assign(chapter="other")
-    with pytest.raises(ValueError, match=r"labels its rows with chapters \['other'\]"):
-        report.chapter_claims("zzz_bench", {})
-    module.claims = lambda params: pd.DataFrame([])  # no claim at this scale: no columns at all
-    assert report.chapter_claims("zzz_bench", {}).empty
-    assert report.collect_claims({"zzz_bench": {}}, ["zzz_bench"]).empty
-
-
-def test_verdict_summary_counts_most_frequent_first():
-    assert report.verdict_summary(pd.DataFrame(ROWS)) == "3 claims: 2 reproduced, 1 partly reproduced."
-    assert report.verdict_summary(pd.DataFrame(ROWS[1:2])) == "1 claim: 1 partly reproduced."
-    assert report.verdict_summary(pd.DataFrame(columns=report.CLAIM_COLUMNS)) == "No claim assessed."
-
-
-def test_paper_section_html():
-    opticam = report.PAPERS[3]
-    claims = pd.DataFrame(ROWS + [{**ROWS[0], "paper": "A-FMI", "claim": "<b>not this</b>"}])
-    section = report.paper_section_html(opticam, claims, in_book=True)
-    assert section.startswith('<p class="report-summary">3 claims: 2 reproduced, 1 partly reproduced.</p>')
-    assert section.count("<tr") == 4  # header + three claims of Opti-CAM only
-    assert "not this" not in section and "<td>—</td>" in section  # missing published figure shown as a dash
+def test_paper_section_shows_effect_interval_n_verdict_and_rule():
+    claims = [make_claim("best-ag"), make_claim("other", paper="A-FMI", chapter="afmi", text="<b>not this</b>")]
+    section = report.paper_section_html(report.PAPERS[3], claims, in_book=True)
+    assert section.startswith('<p class="report-summary">1 claim: 1 reproduced.</p>')
+    assert "not this" not in section and section.count("<tr>") == 2       # header + one claim
+    iv = claims[0].conditions[0].interval
+    assert f"{iv.estimate:+.2f} [{iv.low:.2f}, {iv.high:.2f}], n = 12" in section
+    assert "mean paired AG difference &gt; 0" in section
     missing = report.paper_section_html(report.PAPERS[0], claims, in_book=False)
     assert missing == ('<p class="report-missing">The lficam chapter is not part of this build, so no '
                        "claim of LFI-CAM is assessed here.</p>")
@@ -105,14 +83,33 @@ def test_paper_section_html():
         report.paper_section_html(report.PAPERS[1], claims, in_book=True)
 
 
-def test_claims_tested_by_another_chapter_are_shown():
-    claims = pd.DataFrame(ROWS[:1]).assign(chapter="benchmark")
-    section = report.paper_section_html(report.PAPERS[3], claims, in_book=False)
-    assert section.startswith('<p class="report-partial">The opticam chapter is not part of this build; the '
-                              "claims below were tested by other chapters.</p>")
-    assert "<td>benchmark</td>" in section and "1 claim: 1 reproduced." in section
+def test_claims_tested_by_another_chapter_are_shown_and_text_is_escaped():
+    claim = make_claim("x", chapter="benchmark", text="a < b & c")
+    section = report.paper_section_html(report.PAPERS[3], [claim], in_book=False)
+    assert section.startswith('<p class="report-partial">The opticam chapter is not part of this build')
+    assert "<td>benchmark</td>" in section and "a &lt; b &amp; c" in section
 
 
-def test_section_html_escapes_text():
-    rows = pd.DataFrame([{**ROWS[0], "claim": "a < b & c"}])
-    assert "a &lt; b &amp; c" in report.paper_section_html(report.PAPERS[3], rows, in_book=True)
+def test_inconclusive_claims_say_what_n_would_decide_them_in_the_report():
+    claim = make_claim("weak", effect=0.3, noise=5.0)
+    section = report.paper_section_html(report.PAPERS[3], [claim], in_book=True)
+    assert "inconclusive at this scale (≈" in section and "units would decide it)" in section
+
+
+def test_forest_plot_has_a_panel_per_testable_claim_with_the_threshold():
+    claims = [make_claim("a"), make_claim("b", effect=-10),
+              Claim("c", "Opti-CAM", "opticam", "faster", "—", "—", "ratio < 1", untestable="needs a GPU")]
+    figure = report.forest_plot(claims, title="Opti-CAM")
+    axes = figure.get_axes()
+    assert len(axes) == 2
+    assert axes[0].get_title(loc="left") == "a: reproduced"
+    assert axes[1].get_title(loc="left") == "b: not reproduced"
+    assert any(line.get_linestyle() == "--" for line in axes[0].get_lines())
+    empty = report.forest_plot(claims[2:])
+    assert len(empty.get_axes()) == 1
+
+
+def test_claims_table_for_a_chapter_page():
+    table = report.claims_table([make_claim("a")])
+    assert list(table.columns) == ["claim", "published", "source", "ours", "n", "verdict", "rule"]
+    assert table.loc[0, "verdict"] == "reproduced" and table.loc[0, "n"] == "12"

@@ -1,26 +1,24 @@
-"""The reproducibility report: every chapter's claims, grouped by paper, with their verdicts.
+"""The reproducibility report: every chapter's claims, grouped by paper, with their evidence and verdicts.
 
-Each chapter's experiment module ``camrepro.experiments.<chapter>`` exposes ``claims(params[, device])``
-(``params``: the chapter's section of the profile, the mapping its notebook receives; ``device`` is passed
-when the function accepts it) returning a DataFrame with the columns :data:`CLAIM_COLUMNS`: the paper (one of
-:data:`PAPERS`' names), the claim in words, the published figure (quoted from the paper, labelled with its
-``source``), ours, and the verdict; a ``chapter`` column, if present, must name the chapter. The four
-papers' chapters must provide it; other chapters (the cross-paper benchmark) may, and their claims appear
-under the paper they concern. A paper with no claim and no chapter in the book gets a sentence saying so,
-never a number.
+Each chapter of :mod:`camrepro.experiments.registry` returns its claims as :class:`camrepro.evidence.Claim`
+objects, decided on its cached results. The report shows per paper a summary sentence, a table (the claim,
+the published figure with its source, ours — effect, 95 % interval and n per condition — the verdict and the
+rule) and a forest plot of every condition's effect and interval against its rule's threshold. A claim
+concerns one of :data:`PAPERS`; the cross-paper benchmark's claims appear under the paper they concern. A
+paper with no claim and no chapter in the book gets a sentence saying so, never a number.
 """
 
 from __future__ import annotations
 
 import html
-import importlib
-import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-CLAIM_COLUMNS = ("paper", "claim", "published", "ours", "verdict", "source")
+from camrepro import evidence
+from camrepro.evidence import Claim
 
 
 @dataclass(frozen=True)
@@ -37,116 +35,129 @@ PAPERS: tuple[Paper, ...] = (
     Paper("Opti-CAM", "opticam", "Zhang, Torres, Sicre, Avrithis and Ayache, CVIU 248, 2024"),
 )
 PAPER_NAMES = tuple(p.name for p in PAPERS)
+OUTCOME_COLOURS = {evidence.HOLDS: "#1b7837", evidence.FAILS: "#b2182b", evidence.UNDECIDED: "#737373"}
 
 
-def validate_claims(claims: object, chapter: str) -> pd.DataFrame:
-    """Check one chapter's claims table and return it with the columns in the standard order.
-
-    A DataFrame with :data:`CLAIM_COLUMNS` (and optionally ``chapter``, naming this chapter), known papers,
-    and non-empty claim and verdict texts. A table with no rows (even with no columns) means no claim.
-    """
-    if not isinstance(claims, pd.DataFrame):
-        raise TypeError(f"claims() of chapter {chapter!r} must return a pandas DataFrame, "
-                        f"got {type(claims).__name__}")
-    if len(claims) == 0:
-        return pd.DataFrame(columns=list(CLAIM_COLUMNS))
-    columns = set(claims.columns) - {"chapter"}
-    if columns != set(CLAIM_COLUMNS):
-        raise ValueError(f"claims() of chapter {chapter!r} has columns {list(claims.columns)}, "
-                         f"expected {list(CLAIM_COLUMNS)} (and optionally 'chapter')")
-    if "chapter" in claims.columns and set(claims["chapter"]) != {chapter}:
-        raise ValueError(f"claims() of chapter {chapter!r} labels its rows with chapters "
-                         f"{sorted(set(map(str, claims['chapter'])))}")
-    unknown = sorted(set(claims["paper"]) - set(PAPER_NAMES))
-    if unknown:
-        raise ValueError(f"claims() of chapter {chapter!r} names unknown papers {unknown}; "
-                         f"expected some of {list(PAPER_NAMES)}")
-    for column in ("claim", "verdict"):
-        blank = claims[column].isna() | (claims[column].astype(str).str.strip() == "")
-        if blank.any():
-            raise ValueError(f"claims() of chapter {chapter!r} has {int(blank.sum())} rows with an empty "
-                             f"{column!r}")
-    return claims.loc[:, list(CLAIM_COLUMNS)].reset_index(drop=True)
-
-
-def chapter_claims(chapter: str, params: Mapping[str, object], device: str = "cpu") -> pd.DataFrame | None:
-    """The claims of one chapter, or None for a chapter that is not a paper's and has none."""
-    is_paper_chapter = chapter in {p.chapter for p in PAPERS}
-    module_name = f"camrepro.experiments.{chapter}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name or is_paper_chapter:
-            raise
-        return None
-    claims = getattr(module, "claims", None)
-    if claims is None:
-        if is_paper_chapter:
-            raise AttributeError(f"{module_name} has no claims(params): the report needs one for every "
-                                 "paper's chapter in the book")
-        return None
-    accepts_device = "device" in inspect.signature(claims).parameters
-    table = claims(dict(params), device=device) if accepts_device else claims(dict(params))
-    return validate_claims(table, chapter)
+def validate_claims(claims: object, chapter: str) -> list[Claim]:
+    """One chapter's claims: a list of :class:`Claim` of known papers, labelled with ``chapter``."""
+    if not isinstance(claims, (list, tuple)):
+        raise TypeError(f"the claims of chapter {chapter!r} must be a list of Claim, got {type(claims).__name__}")
+    for claim in claims:
+        if not isinstance(claim, Claim):
+            raise TypeError(f"chapter {chapter!r} returned a {type(claim).__name__} among its claims")
+        if claim.paper not in PAPER_NAMES:
+            raise ValueError(f"claim {claim.key!r} of chapter {chapter!r} names unknown paper {claim.paper!r}; "
+                             f"expected one of {list(PAPER_NAMES)}")
+        if claim.chapter != chapter:
+            raise ValueError(f"claim {claim.key!r} is labelled with chapter {claim.chapter!r}, not {chapter!r}")
+    return list(claims)
 
 
 def collect_claims(profile_params: Mapping[str, object], chapters: Iterable[str],
-                   device: str = "cpu") -> pd.DataFrame:
-    """Every claim of the given chapters at one profile, with a ``chapter`` column, in chapter order."""
-    frames = []
-    for chapter in chapters:
-        section = profile_params.get(chapter)
+                   device: str = "cpu") -> list[Claim]:
+    """Every claim of the given chapters at one profile, in chapter order (read from the chapters' cache;
+    a chapter whose results are not cached yet is computed on ``device``)."""
+    from camrepro.experiments import registry
+
+    out: list[Claim] = []
+    for name in chapters:
+        section = profile_params.get(name)
         if not isinstance(section, Mapping):
-            raise ValueError(f"profile {profile_params.get('profile')!r} has no '{chapter}:' section")
-        claims = chapter_claims(chapter, section, device)
-        if claims is not None and len(claims):
-            frames.append(claims.assign(chapter=chapter))
-    if not frames:
-        return pd.DataFrame(columns=[*CLAIM_COLUMNS, "chapter"])
-    return pd.concat(frames, ignore_index=True)
+            raise ValueError(f"profile {profile_params.get('profile')!r} has no '{name}:' section")
+        chapter = registry.get(name)
+        out.extend(validate_claims(chapter.claims(chapter.params(overrides=section), device), name))
+    return out
 
 
-def verdict_summary(rows: pd.DataFrame) -> str:
-    """``"3 claims: 2 reproduced, 1 not reproduced."``: the claim count and each verdict's count, most
-    frequent first (ties in first-seen order)."""
-    if len(rows) == 0:
+def verdict_summary(claims: Sequence[Claim]) -> str:
+    """``"3 claims: 2 reproduced, 1 inconclusive at this scale."``: the count and each verdict's count, in the
+    order of :data:`camrepro.evidence.VERDICTS`."""
+    if not claims:
         return "No claim assessed."
-    counts = rows["verdict"].astype(str).value_counts(sort=False)
-    order = sorted(range(len(counts)), key=lambda i: -counts.iloc[i])
-    parts = ", ".join(f"{counts.iloc[i]} {counts.index[i]}" for i in order)
-    noun = "claim" if len(rows) == 1 else "claims"
-    return f"{len(rows)} {noun}: {parts}."
+    verdicts = [c.verdict for c in claims]
+    parts = ", ".join(f"{verdicts.count(v)} {v}" for v in evidence.VERDICTS if v in verdicts)
+    return f"{len(claims)} {'claim' if len(claims) == 1 else 'claims'}: {parts}."
 
 
-def paper_section_html(paper: Paper, claims: pd.DataFrame, in_book: bool) -> str:
-    """The HTML of one paper's section of the report: a summary sentence and the table of its claims.
+def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
+    """Claims as a chapter page or the report shows them: the claim, the published figure and its source,
+    ours (effect [95 % interval], n, per condition), the verdict (with the n that would decide an
+    inconclusive one) and the rule."""
+    frame = evidence.claims_frame(list(claims))
+    return frame.loc[:, ["claim", "published", "source", "ours", "n", "decision", "rule"]].rename(
+        columns={"decision": "verdict"})
 
-    ``claims``: every chapter's claims (:func:`collect_claims`); the rows of ``paper`` are shown whichever
-    chapter tested them. ``in_book``: whether the paper's own chapter is part of this build; if it is, the
-    paper must have claims, and if it is not, the section says so.
+
+def _ours_html(claim: Claim) -> str:
+    if claim.untestable:
+        return html.escape(claim.untestable)
+    items = "".join(
+        f'<li class="outcome-{c.outcome}">{html.escape(c.label)}: '
+        f"<code>{html.escape(c.interval.format(claim.digits))}</code> ({c.outcome})</li>"
+        for c in claim.conditions)
+    return f"<ul>{items}</ul>"
+
+
+def paper_section_html(paper: Paper, claims: Sequence[Claim], in_book: bool) -> str:
+    """The HTML of one paper's section: a summary sentence and the table of its claims.
+
+    ``claims``: every chapter's claims; the ones of ``paper`` are shown whichever chapter tested them.
+    ``in_book``: whether the paper's own chapter is part of this build; if it is, the paper must have claims.
     """
-    rows = claims[claims["paper"] == paper.name]
+    rows = [c for c in claims if c.paper == paper.name]
     chapter = html.escape(paper.chapter)
-    if len(rows) == 0:
+    if not rows:
         if in_book:
             raise ValueError(f"the {paper.chapter} chapter is in the book but no chapter reports a claim of "
                              f"{paper.name}")
         return (f'<p class="report-missing">The {chapter} chapter is not part of this build, so no claim of '
                 f"{html.escape(paper.name)} is assessed here.</p>")
-    columns = ["claim", "published", "ours", "verdict", "source"] + (["chapter"] if "chapter" in rows else [])
-    table = rows.loc[:, columns].to_html(index=False, escape=True, na_rep="—", classes="report-claims",
-                                         border=0)
+    head = "".join(f"<th>{h}</th>" for h in ("claim", "published", "ours: effect [95 % interval], n",
+                                            "verdict", "rule", "chapter"))
+    body = "".join(
+        "<tr>"
+        f"<td>{html.escape(c.text)}</td>"
+        f"<td>{html.escape(c.published)}<br><small>{html.escape(c.source)}</small></td>"
+        f"<td>{_ours_html(c)}</td>"
+        f'<td class="verdict">{html.escape(c.decision())}</td>'
+        f"<td><small>{html.escape(c.rule)}</small></td>"
+        f"<td>{html.escape(c.chapter)}</td>"
+        "</tr>" for c in rows)
     note = "" if in_book else (f'<p class="report-partial">The {chapter} chapter is not part of this build; '
                                "the claims below were tested by other chapters.</p>\n")
-    return f'{note}<p class="report-summary">{html.escape(verdict_summary(rows))}</p>\n{table}'
+    return (f'{note}<p class="report-summary">{html.escape(verdict_summary(rows))}</p>\n'
+            f'<table class="report-claims"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
-def claims_table(claims) -> pd.DataFrame:
-    """A chapter's claims as the chapter page shows them: the claim, the published figure and its source,
-    ours (effect [95 % interval], n, per condition), the verdict (with the n that would decide an
-    inconclusive one) and the rule."""
-    from camrepro.evidence import claims_frame
+def forest_plot(claims: Sequence[Claim], title: str = ""):
+    """A forest plot: one panel per claim, one row per condition — its effect and 95 % interval, coloured by
+    outcome, against the rule's threshold (dashed). Each panel has its own axis, since claims measure
+    different things. Claims without conditions (not testable here) are listed, without a panel."""
+    import matplotlib.pyplot as plt
 
-    frame = claims_frame(list(claims))
-    return frame.loc[:, ["claim", "published", "source", "ours", "decision", "rule"]].rename(
-        columns={"decision": "verdict"})
+    testable = [c for c in claims if c.conditions]
+    heights = [max(1.0, 0.32 * len(c.conditions) + 0.6) for c in testable] or [0.8]
+    fig, axes = plt.subplots(len(heights), 1, figsize=(8.5, sum(heights) + 0.4),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    if not testable:
+        axes[0, 0].axis("off")
+        axes[0, 0].text(0.5, 0.5, "no claim of this paper could be measured here", ha="center", va="center")
+    for ax, claim in zip(axes[:, 0], testable):
+        conditions = list(claim.conditions)
+        y = np.arange(len(conditions))[::-1]
+        for yi, c in zip(y, conditions):
+            iv = c.interval
+            colour = OUTCOME_COLOURS[c.outcome]
+            low = iv.low if np.isfinite(iv.low) else iv.estimate
+            high = iv.high if np.isfinite(iv.high) else iv.estimate
+            ax.plot([low, high], [yi, yi], color=colour, lw=2)
+            ax.plot(iv.estimate, yi, "o", color=colour, ms=4)
+            ax.axvline(c.rule.threshold, color="black", ls="--", lw=0.8)
+        ax.set_yticks(y, [f"{c.label} (n = {c.n})" for c in conditions], fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_title(f"{claim.key}: {claim.verdict}", fontsize=8, loc="left")
+        ax.set_ylim(-0.7, len(conditions) - 0.3)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
