@@ -55,3 +55,14 @@ def test_result_manifests_skips_unfinished(tmp_path):
     assert table.values.tolist() == [["opticam", "scores", "0123456789abcdef", 4.5, "cpu", "0123456789ab",
                                       "no", "2026-01-01T00:00:00+00:00"]]
     assert colophon.result_manifests(tmp_path / "absent").empty
+
+
+def test_map_store_summary_counts_computations_per_method(tmp_path):
+    (tmp_path / "computations.log").write_text(
+        "mobilenet_v2/features.18/grad-cam/k1\nmobilenet_v2/features.18/grad-cam/k2\n"
+        "mobilenet_v2/features.18/grad-cam/k1\nmobilenet_v2/input/deeplift/k3\n")
+    table = colophon.map_store_summary(tmp_path)
+    grad = table[table["method"] == "grad-cam"].iloc[0]
+    assert (grad["maps computed"], grad["distinct maps"], grad["computed more than once"]) == (3, 2, 1)
+    assert table[table["method"] == "deeplift"]["layer"].tolist() == ["input"]
+    assert colophon.map_store_summary(tmp_path / "nothing").empty

@@ -38,14 +38,14 @@ def run_summary(record: Mapping[str, object]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
-TIME_COLUMNS = ["notebook", "status", "wall_seconds", "started (UTC)", "finished (UTC)"]
+TIME_COLUMNS = ["notebook", "status", "wall_seconds", "budget_seconds", "started (UTC)", "finished (UTC)"]
 
 
 def chapter_times(record: Mapping[str, object]) -> pd.DataFrame:
     """Wall time and status of every notebook of the run, in the order they last ran."""
     rows = [
         {"notebook": name, "status": entry.get("status"),
-         "wall_seconds": float(entry.get("wall_seconds", 0.0)),
+         "wall_seconds": float(entry.get("wall_seconds", 0.0)), "budget_seconds": entry.get("budget_seconds"),
          "started (UTC)": entry.get("started"), "finished (UTC)": entry.get("finished")}
         for name, entry in record.get("chapters", {}).items()  # type: ignore[union-attr]
     ]
@@ -90,3 +90,21 @@ def result_manifests(results_root: Path | str) -> pd.DataFrame:
             "uncommitted changes": dirty, "finished (UTC)": manifest.get("finished"),
         })
     return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+
+
+MAP_COLUMNS = ["model", "layer", "method", "maps computed", "distinct maps", "computed more than once"]
+
+
+def map_store_summary(root: Path | str | None = None) -> pd.DataFrame:
+    """How often the map store computed each map in this build, per model, layer and method: every map is
+    computed once and then read by every chapter that needs it, so ``computed more than once`` should be 0."""
+    from camrepro.experiments.kit import maps
+
+    counts = maps.computation_counts(Path(root) if root is not None else None)
+    rows: dict[tuple[str, str, str], list[int]] = {}
+    for key, n in counts.items():
+        model, layer, method, _ = key.split("/", 3)
+        rows.setdefault((model, layer, method), []).append(n)
+    table = [{"model": m, "layer": la, "method": me, "maps computed": sum(ns), "distinct maps": len(ns),
+              "computed more than once": sum(1 for n in ns if n > 1)} for (m, la, me), ns in sorted(rows.items())]
+    return pd.DataFrame(table, columns=MAP_COLUMNS)

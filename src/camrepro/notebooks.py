@@ -503,15 +503,28 @@ def run_all(profile: str, chapters: Sequence[str] | None = None, *, device: str 
     previous = json.loads(layout.record.read_text()) if layout.record.is_file() else None
     record = new_record(profile, effective_device, previous)
     chapters_record: dict[str, object] = record["chapters"]  # type: ignore[assignment]
-    for name, parameters in plan.items():
+    if chapters is None:  # the whole book: count the map store's computations afresh (see the colophon)
+        from camrepro.experiments.kit import maps
+
+        maps.start_build()
+    budgets = profile_params.get("budgets") or {}
+    for index, (name, parameters) in enumerate(plan.items(), start=1):
+        budget = budgets.get(name)
+        print(f"[{index}/{len(plan)}] {name}: started at profile {profile!r}"
+              + (f" (budget {budget:.0f} s)" if budget else ""), flush=True)
         started, t0 = provenance.now(), time.perf_counter()
         problems = execute(name, parameters, layout)
+        wall = time.perf_counter() - t0
+        over = f", over its budget of {budget:.0f} s" if budget and wall > budget else ""
+        print(f"[{index}/{len(plan)}] {name}: {'failed' if problems else 'done'} in {wall:.0f} s{over}",
+              flush=True)
         chapters_record.pop(name, None)  # re-insert so the record lists chapters in the order they last ran
         chapters_record[name] = {
             "status": "failed" if problems else "ok",
             "started": started,
             "finished": provenance.now(),
-            "wall_seconds": round(time.perf_counter() - t0, 2),
+            "wall_seconds": round(wall, 2),
+            "budget_seconds": budget,
             "parameters": parameters,
         }
         record["updated"] = provenance.now()

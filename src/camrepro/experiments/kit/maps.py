@@ -138,3 +138,11 @@ def computation_counts(root: Path | None = None) -> dict[str, int]:
         for line in log.read_text().splitlines():
             counts[line] = counts.get(line, 0) + 1
     return counts
+
+
+def start_build(root: Path | None = None) -> None:
+    """Begin a new count of computations (the whole book's build calls this first): the previous build's log
+    is kept as ``computations.previous.log``."""
+    log = (root or store_root()) / LOG
+    if log.is_file():
+        os.replace(log, log.with_name("computations.previous.log"))
