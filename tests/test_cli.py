@@ -15,7 +15,7 @@ def test_help_lists_the_four_commands(capsys):
         cli.main(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("data", "notebooks", "html", "bench"):
+    for command in ("data", "notebooks", "compute", "html", "bench"):
         assert command in out
 
 
@@ -59,3 +59,31 @@ def test_a_missing_module_is_named(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "camrepro.bench", None)
     assert cli.main(["bench"]) == 1
     assert capsys.readouterr().err.startswith("camrepro bench: error: camrepro.bench is not available")
+
+
+def test_compute_fills_a_chapters_cache_and_prints_its_verdicts(capsys, monkeypatch, tmp_path):
+    import pandas as pd
+
+    from camrepro import evidence
+    from camrepro.experiments import chapter as chapter_module
+    from camrepro.experiments import registry
+    from camrepro.experiments.schema import Param, Schema
+
+    monkeypatch.setenv("CAMREPRO_RESULTS", str(tmp_path))
+
+    def units(p):
+        return [chapter_module.Unit("scores", p, lambda device: {"t": pd.DataFrame({"x": [p["n"]]})})]
+
+    def claims_from(results, p):
+        return [evidence.Claim("k", "Opti-CAM", "toy", "c", "—", "—", "r", untestable="needs a GPU")]
+
+    toy = chapter_module.Chapter("toy", "Toy", Schema("toy", {"n": Param(1, int, minimum=1)}), units, claims_from)
+    monkeypatch.setattr(registry, "get", lambda name: toy)
+    monkeypatch.setattr("camrepro.notebooks.load_profile", lambda profile: {"device": "cpu", "toy": {"n": 2}})
+    assert cli.main(["compute", "--chapter", "toy", "--profile", "smoke", "--set", '{"n": 3}']) == 0
+    out = capsys.readouterr().out
+    assert "toy/scores: computed" in out and "k: not testable here" in out
+    assert cli.main(["compute", "--chapter", "toy", "--profile", "smoke", "--set", '{"n": 3}']) == 0
+    assert "toy/scores: cached" in capsys.readouterr().out
+    assert cli.main(["compute", "--chapter", "toy", "--profile", "smoke", "--set", '{"m": 3}']) == 1
+    assert "unknown toy parameter(s) ['m']" in capsys.readouterr().err

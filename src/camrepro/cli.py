@@ -1,4 +1,4 @@
-"""Command line of the compendium: ``python -m camrepro.cli {data,notebooks,html,bench}``.
+"""Command line of the compendium: ``python -m camrepro.cli {data,notebooks,compute,html,bench}``.
 
 The Makefile calls these; each can also be run by hand from the repository root with the venv's Python.
 Exit status: 0 on success, 1 when the work failed (the message says where), 2 for a usage error.
@@ -42,6 +42,29 @@ def _notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compute(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from camrepro.experiments import registry
+    from camrepro.notebooks import load_profile
+
+    chapter = registry.get(args.chapter)
+    overrides = json.loads(args.set) if args.set else None
+    params = chapter.params(args.profile, overrides)
+    device = args.device or str(load_profile(args.profile)["device"])
+    start = time.perf_counter()
+    results = chapter.run(params, device)
+    for name, result in results.items():
+        state = "cached" if result.from_cache else f"computed in {result.manifest.get('wall_seconds', 0):.0f} s"
+        print(f"{args.chapter}/{name}: {state} ({result.path})")
+    print(f"{args.chapter} at profile {args.profile!r}: {len(results)} units in "
+          f"{time.perf_counter() - start:.0f} s")
+    for claim in chapter.claims_from(results, params):
+        print(f"  {claim.key}: {claim.decision()}")
+    return 0
+
+
 def _html(args: argparse.Namespace) -> int:
     from camrepro.book import build_html
 
@@ -60,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m camrepro.cli",
         description="Build the camrepro compendium: data, notebooks, HTML book, benchmarks.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{data,notebooks,html,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{data,notebooks,compute,html,bench}")
 
     p = sub.add_parser("data", help="get and check every data source (packaged photos, Fashion-MNIST, "
                                     "generated datasets)")
@@ -76,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only these notebooks (the report and colophon follow any chapter)")
     p.add_argument("--device", help="override the profile's device, e.g. cuda")
     p.set_defaults(run=_notebooks)
+
+    p = sub.add_parser("compute", help="fill one chapter's cache (every compute unit) without its notebook",
+                       description="Compute every unit of a chapter at a profile into data/results/; the "
+                                   "notebook then renders from the cache. Prints each claim's verdict.")
+    p.add_argument("--chapter", required=True, help="a chapter name (see camrepro.experiments.registry)")
+    p.add_argument("--profile", required=True, help="smoke, book or paper")
+    p.add_argument("--set", metavar="JSON", help='parameter overrides as JSON, e.g. \'{"images": {"n": 32}}\'')
+    p.add_argument("--device", help="override the profile's device, e.g. cuda")
+    p.set_defaults(run=_compute)
 
     p = sub.add_parser("html", help="render the executed notebooks into _build/html (any warning fails)")
     p.set_defaults(run=_html)
