@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from camrepro import cache
+from camrepro import cache, tensors
 from camrepro.models.abn import ABNNet
 from camrepro.models.attention_output import logits_of
 from camrepro.models.lficam import LFICAMNet
@@ -172,13 +172,9 @@ def check_labels(labels: torch.Tensor, count: int, num_classes: int | None,
 
 
 def check_images(images: torch.Tensor, in_channels: int | None, what: str = "images") -> torch.Tensor:
-    """Float images [N, C, H, W] with C the model's input channels (or 1 for an RGB model)."""
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor [N, C, H, W], got {type(images).__name__}")
-    if images.dim() != 4:
-        raise ValueError(f"{what} must have shape [N, C, H, W], got {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise TypeError(f"{what} must be floating point in [0, 1], got dtype {images.dtype}")
+    """Finite float images [N, C, H, W] (:func:`camrepro.tensors.check_images`; the range is not checked, as
+    augmentation may leave it) with C the model's input channels (or 1 for an RGB model)."""
+    images = tensors.check_images(images, unit_range=False, what=what, batch_letter="N")
     if in_channels is not None and images.shape[1] not in {in_channels, 1}:
         raise ValueError(f"{what} have {images.shape[1]} channels; the model takes {in_channels}")
     return images

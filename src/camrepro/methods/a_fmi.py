@@ -16,7 +16,7 @@ from camrepro.methods.references import (
     DEFAULT_BLUR_SIGMA, ReferenceLike, check_blur_sigma, check_noise_seed, check_reference, make_reference,
 )
 from camrepro.methods.tail import check_tail, extract_tail
-from camrepro.methods.validation import TargetsLike, check_images, check_positive_int, parse_targets
+from camrepro.methods.validation import TargetsLike, check_images, check_positive_int
 
 RULES = ("midpoint", "trapezoid")
 
@@ -124,7 +124,9 @@ class AFMI(Explainer):
     (uniform, seeded by ``noise_seed``) or an image tensor, see :mod:`camrepro.methods.references`; ``steps``
     and ``rule`` — the quadrature of the path average (:func:`path_nodes`: midpoint rule by default, m nodes;
     trapezoid, m + 1 nodes); ``batch_size`` — path points per tail pass; ``tail`` — the module F, when it
-    cannot be derived automatically (it is checked against the model's logits at the first call).
+    cannot be derived automatically (it is checked against the model's logits at the first call);
+    ``check_range=False`` — for a model that takes another input range, with the references ``"zeros"`` (the
+    zero of the model's input) and ``"mean"`` only (the others are built in [0, 1] pixel space).
 
     Cost: one forward pass of the images and one of the references (run together as one batch of 2B), plus
     ``steps`` (``steps + 1`` for the trapezoid) tail forward and backward passes per image, stacked over
@@ -150,13 +152,14 @@ class AFMI(Explainer):
     needs_gradients = True
     has_weights = True
     forward_passes = "2 forward (image, reference) + steps × tail (forward + backward)"
+    range_free = True  # check_range=False accepted with the references "zeros" and "mean" (see Explainer)
 
     def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, *,
                  reference: ReferenceLike = "zeros", steps: int = 16, rule: str = "midpoint",
                  blur_sigma: float = DEFAULT_BLUR_SIGMA, noise_seed: int = 0, batch_size: int = 64,
-                 tail: nn.Module | None = None):
-        super().__init__(model, layer)
-        self.reference = check_reference(reference)
+                 tail: nn.Module | None = None, check_range: bool = True):
+        super().__init__(model, layer, check_range=check_range)
+        self.reference = check_reference(reference, check_range=check_range)
         self.steps = check_positive_int(steps, "steps")
         if rule not in RULES:
             raise ValueError(f"unknown quadrature rule {rule!r}; expected one of {RULES}")
@@ -179,13 +182,12 @@ class AFMI(Explainer):
 
     def references(self, images: torch.Tensor) -> torch.Tensor:
         """The reference images x′ [B, C, H, W] this instance uses for ``images``."""
-        return make_reference(check_images(images), self.reference, blur_sigma=self.blur_sigma,
+        return make_reference(check_images(images, unit_range=self.check_range), self.reference, blur_sigma=self.blur_sigma,
                               noise_seed=self.noise_seed)
 
     def attribute(self, images: torch.Tensor, targets: TargetsLike = None) -> AFMIAttribution:
         """ΔA, ḡ, φ, the low-resolution map and the scores at x and x′ (see :class:`AFMIAttribution`)."""
-        images = check_images(images)
-        parsed = parse_targets(targets, images.shape[0], images.device)
+        images, parsed = self._validate(images, targets)
         with inference_scope(self.model):
             return self._attribute(images, parsed)
 

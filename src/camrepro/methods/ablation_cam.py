@@ -29,6 +29,9 @@ class AblationCAM(ChannelCAM):
         >>> cam = AblationCAM(net, layer="features.18", batch_size=128)
         >>> maps = cam(images)            # [B, H, W] in [0, 1]
 
+    Input range: the ablations zero channels of the layer, never pixels, so ``check_range=False`` explains a
+    model that takes another input range.
+
     Deviations from the paper: where |y^c| < 1e-8 the division uses ±1e-8 instead (the paper leaves it
     undefined).
     """
@@ -37,6 +40,7 @@ class AblationCAM(ChannelCAM):
     paper = "Desai & Ramaswamy, WACV 2020"
     needs_gradients = False
     forward_passes = "1 forward + K' tail passes per image (K' <= K non-zero channels)"
+    range_free = True  # check_range=False accepted (see Explainer)
 
     def __init__(
         self,
@@ -45,8 +49,9 @@ class AblationCAM(ChannelCAM):
         *,
         batch_size: int = 128,
         tail: nn.Module | None = None,
+        check_range: bool = True,
     ):
-        super().__init__(model, layer)
+        super().__init__(model, layer, check_range=check_range)
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if tail is not None and not isinstance(tail, nn.Module):
             raise TypeError(f"tail must be an nn.Module, got {type(tail).__name__}")

@@ -33,6 +33,7 @@ class AttentionMap(Explainer):
     paper = "Lee et al., ICCV 2021 (LFI-CAM); Fukui et al., CVPR 2019 (ABN)"
     needs_layer = False
     forward_passes = "1 forward"
+    range_free = True  # check_range=False accepted (see Explainer)
 
     def _explain(self, images: torch.Tensor, targets: torch.Tensor | None) -> Explanation:
         with torch.no_grad():

@@ -4,6 +4,12 @@
 device (upsampled bilinearly, ``align_corners=False``, then min-max normalised per image);
 ``method.weights(images, targets)`` → Tensor[B, K] channel coefficients for methods that have them.
 
+Inputs: images are float [B, C, H, W] RGB values in [0, 1] (the network normalises them itself, see
+:func:`camrepro.models.with_normalization`), of the model's dtype and channel count; targets are None, an int
+(numpy integers too), a sequence of ints, or an integer tensor / numpy array of length B. Anything else is a
+TypeError/ValueError naming it, also a model whose forward returns a tuple or dict instead of logits. Methods
+that never read pixel values (``range_free``) take ``check_range=False`` for a model with another input range.
+
 During a call the model is put in eval mode and its parameters stop requiring gradients (we only ever
 differentiate with respect to activations or inputs, so no graph is built for the layers before the
 explained layer); both are restored afterwards, also when the call raises. Gradients are taken with
@@ -19,55 +25,45 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from camrepro.methods.validation import (
-    TargetsLike, check_images, check_target_range, parse_targets, resolve_layer,
+    TargetsLike, as_logits, check_fits_model, check_images, check_target_range, parse_targets, resolve_layer,
 )
-
-EPS = 1e-8
-
-
-def normalize_maps(maps: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Per-image min-max to [0, 1]; a constant map becomes all zeros (never NaN)."""
-    flat = maps.flatten(1)
-    lo = flat.min(dim=1).values.view(-1, *[1] * (maps.dim() - 1))
-    hi = flat.max(dim=1).values.view(-1, *[1] * (maps.dim() - 1))
-    return (maps - lo) / (hi - lo).clamp_min(eps)
-
-
-def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """[B, h, w] → [B, H, W], bilinear with ``align_corners=False`` (as the Opti-CAM protocol specifies)."""
-    if tuple(maps.shape[-2:]) == tuple(size):
-        return maps
-    return F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
-
+from camrepro.tensors import EPS, evaluation_mode, normalize_maps, upsample  # noqa: F401  (part of the API)
 
 @dataclass
 class Explanation:
-    """What a method computes before upsampling: a low-resolution map, and channel weights if it has them."""
+    """What a method computes before upsampling: a low-resolution map, and channel weights if it has them.
 
-    saliency: torch.Tensor                 # [B, h, w], not yet normalised
-    targets: torch.Tensor                  # [B] the classes explained
-    weights: torch.Tensor | None = None    # [B, K]
+    ``saliency`` [B, h, w], not yet normalised; ``targets`` [B] the classes explained; ``weights`` [B, K] or
+    None. ``all_zero`` [B] bool flags the images whose map is zero everywhere (a CAM whose weighted sum is
+    negative at every location, rectified to nothing): their normalised map is all zeros too, which is not a
+    map of "no evidence anywhere" one can compare with others, so a study should count or drop them.
+    """
+
+    saliency: torch.Tensor
+    targets: torch.Tensor
+    weights: torch.Tensor | None = None
+
+    @property
+    def all_zero(self) -> torch.Tensor:
+        """[B] bool: True where the map's maximum is ≤ 0 (nothing survives the ReLU)."""
+        return self.saliency.detach().flatten(1).amax(dim=1) <= 0
 
 
 @contextlib.contextmanager
 def inference_scope(model: nn.Module) -> Iterator[None]:
     """Eval mode and frozen parameters for the duration of a call; the user's flags are restored after."""
-    was_training = {m: m.training for m in model.modules()}
     requires = [(p, p.requires_grad) for p in model.parameters()]
-    try:
-        model.eval()
-        for p, _ in requires:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for m, flag in was_training.items():
-            m.training = flag
-        for p, flag in requires:
-            p.requires_grad_(flag)
+    with evaluation_mode(model):
+        try:
+            for p, _ in requires:
+                p.requires_grad_(False)
+            yield
+        finally:
+            for p, flag in requires:
+                p.requires_grad_(flag)
 
 
 class Explainer(abc.ABC):
@@ -75,7 +71,14 @@ class Explainer(abc.ABC):
 
     Capabilities are class attributes: ``needs_layer`` (explains a convolutional layer), ``needs_gradients``,
     ``has_weights`` (``weights()`` returns channel coefficients), ``forward_passes`` (a formula of the cost in
-    passes, for the benchmarks). Subclasses implement :meth:`_explain`.
+    passes, for the benchmarks), ``range_free`` (the computation never reads pixel values as such: it does not
+    mask, blur or replace pixels, so it can explain a model that takes another input range). Subclasses
+    implement :meth:`_explain`.
+
+    Input range: images must be in [0, 1] (the package's convention, see :mod:`camrepro.tensors`); anything
+    else is a ValueError naming :func:`camrepro.models.with_normalization`. A ``range_free`` method accepts
+    ``check_range=False`` for a model that takes another range (already-normalised images); a method that
+    masks pixels (Score-CAM, Opti-CAM, A-FMI's and the pixel attributions' image references) refuses it.
     """
 
     name: ClassVar[str] = ""
@@ -84,10 +87,18 @@ class Explainer(abc.ABC):
     needs_gradients: ClassVar[bool] = False
     has_weights: ClassVar[bool] = False
     forward_passes: ClassVar[str] = ""
+    range_free: ClassVar[bool] = False
 
-    def __init__(self, model: nn.Module, layer: str | nn.Module | None = None):
+    def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, *, check_range: bool = True):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(check_range, bool):
+            raise TypeError(f"check_range must be a bool, got {type(check_range).__name__}")
+        if not check_range and not self.range_free:
+            raise ValueError(f"{self.name or type(self).__name__} replaces or masks pixels in [0, 1] pixel space, "
+                             "so it needs images in [0, 1] (check_range=False is refused); wrap the model with "
+                             "camrepro.models.with_normalization(model, mean, std) and pass unnormalised images")
+        self.check_range = check_range
         self.model = model
         if self.needs_layer:
             if layer is None:
@@ -114,11 +125,23 @@ class Explainer(abc.ABC):
         return self.explain(images, targets).weights.detach()
 
     def explain(self, images: torch.Tensor, targets: TargetsLike = None) -> Explanation:
-        """Validated inputs → :class:`Explanation` (low-resolution saliency, targets, weights)."""
-        images = check_images(images)
-        parsed = parse_targets(targets, images.shape[0], images.device)
+        """Validated inputs → :class:`Explanation` (low-resolution saliency, targets, weights, all_zero)."""
+        images, parsed = self._validate(images, targets)
         with inference_scope(self.model):
             return self._explain(images, parsed)
+
+    def _validate(self, images: object, targets: TargetsLike) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The checks of every entry point: images (range unless ``check_range=False``; dtype and channels
+        against the model's) and targets."""
+        hint = (f"; or, if {type(self.model).__name__} takes another input range, pass check_range=False to "
+                f"{type(self).__name__}") if self.range_free else ""
+        images = check_images(images, unit_range=self.check_range, range_hint=hint)
+        check_fits_model(self.model, images)
+        return images, parse_targets(targets, images.shape[0], images.device)
+
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The model's logits on ``images`` (a clear error when the model returns something else)."""
+        return as_logits(self.model(images), self.model)
 
     # -- for subclasses ---------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -126,6 +149,7 @@ class Explainer(abc.ABC):
         """Compute the explanation of validated ``images`` inside :func:`inference_scope`."""
 
     def _resolve_targets(self, targets: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:
+        logits = as_logits(logits, self.model)
         if logits.dim() != 2:
             raise ValueError(f"the model must return logits of shape [B, classes], got {tuple(logits.shape)}")
         if targets is None:
@@ -151,7 +175,7 @@ class Explainer(abc.ABC):
         handle = self.layer.register_forward_hook(hook)
         try:
             with torch.set_grad_enabled(grad):
-                logits = self.model(images)
+                logits = self._forward(images)
         finally:
             handle.remove()
         if len(store) != 1:

@@ -9,14 +9,10 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from camrepro.methods import operations as ops
 from camrepro.methods.base import ChannelCAM
 from camrepro.methods.tail import TailError, check_tail, extract_tail
 
-# Operations that only move or drop values between the global pool and the linear layer (dropout is the
-# identity in evaluation, which is the only mode a method runs the network in).
-_PASSIVE_MODULES = (nn.Flatten, nn.Identity, nn.modules.dropout._DropoutNd)
-_PASSIVE_FUNCTIONS = {torch.flatten, torch.squeeze, torch.reshape, F.dropout}
-_PASSIVE_METHODS = {"flatten", "view", "reshape", "squeeze", "contiguous", "size"}
 _SPATIAL_DIMS = ({2, 3}, {-2, -1}, {2, -1}, {-2, 3})
 
 
@@ -27,14 +23,6 @@ def _is_global_size(size: object) -> bool:
 def _is_spatial_mean(node: fx.Node) -> bool:
     dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
     return isinstance(dims, (tuple, list)) and set(dims) in _SPATIAL_DIMS
-
-
-def _describe(node: fx.Node, tail: fx.GraphModule) -> str:
-    if node.op == "call_module":
-        return f"the {type(tail.get_submodule(node.target)).__name__} module {node.target!r}"
-    if node.op == "call_function":
-        return f"the function {getattr(node.target, '__name__', node.target)}"
-    return f"the method .{node.target}()"
 
 
 def linear_classifier_weight(tail: fx.GraphModule, layer_name: str) -> Callable[[], torch.Tensor]:
@@ -57,7 +45,7 @@ def linear_classifier_weight(tail: fx.GraphModule, layer_name: str) -> Callable[
                 kind, weight = "linear", (lambda m=module: m.weight)
             elif isinstance(module, nn.AdaptiveAvgPool2d) and _is_global_size(module.output_size):
                 kind = "pool"
-            elif isinstance(module, _PASSIVE_MODULES):
+            elif isinstance(module, ops.PASSIVE_MODULES):
                 kind = "passive"
         elif node.op == "call_function":
             source = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
@@ -69,24 +57,24 @@ def linear_classifier_weight(tail: fx.GraphModule, layer_name: str) -> Callable[
                 kind = "pool"
             elif node.target is torch.mean and _is_spatial_mean(node):
                 kind = "pool"
-            elif node.target in _PASSIVE_FUNCTIONS:
+            elif node.target in ops.PASSIVE_FUNCTIONS:
                 kind = "passive"
         elif node.op == "call_method":
             if node.target == "mean" and _is_spatial_mean(node):
                 kind = "pool"
-            elif node.target in _PASSIVE_METHODS:
+            elif node.target in ops.PASSIVE_METHODS:
                 kind = "passive"
         if kind == "other":
             raise TailError(
                 f"CAM needs the layer {layer_name!r} to be followed by global average pooling and one linear "
                 f"layer (with only flatten/dropout around them), but its tail contains "
-                f"{_describe(node, tail)}; "
+                f"{ops.name_operation(node, tail)}; "
                 "explain the last convolutional layer, or use a gradient-based method such as grad-cam"
             )
         if kind != "passive":
             steps.append((kind, node))
     if [kind for kind, _ in steps] != ["pool", "linear"]:
-        found = ", ".join(_describe(node, tail) for _, node in steps) or "no pooling and no linear layer"
+        found = ", ".join(ops.name_operation(node, tail) for _, node in steps) or "no pooling and no linear layer"
         raise TailError(
             f"CAM needs exactly one global average pooling followed by one linear layer after "
             f"{layer_name!r}; its tail has {found}"
@@ -122,11 +110,13 @@ class CAM(ChannelCAM):
     paper = "Zhou et al., CVPR 2016"
     needs_gradients = False
     forward_passes = "1 forward"
+    range_free = True  # check_range=False accepted (see Explainer)
 
     def __init__(
-        self, model: nn.Module, layer: str | nn.Module | None = None, *, tail: nn.Module | None = None
+        self, model: nn.Module, layer: str | nn.Module | None = None, *, tail: nn.Module | None = None,
+        check_range: bool = True,
     ):
-        super().__init__(model, layer)
+        super().__init__(model, layer, check_range=check_range)
         if tail is None:
             graph_tail = extract_tail(model, self.layer_name)
         elif isinstance(tail, fx.GraphModule):

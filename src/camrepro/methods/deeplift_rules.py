@@ -9,7 +9,8 @@ derivatives; the contributions are C = (A − A₀) ⊙ m. The rules used here, 
 - **linear** operations (convolution, linear layer, batch-norm in eval mode, average pooling, addition,
   scaling by a constant, reshapes, dropout in eval mode, …): the multiplier is the Jacobian — the ordinary
   gradient (DeepLIFT's Linear rule, Sec. 3.5.1).
-- **element-wise non-linearities** (ReLU, ReLU6, hard-swish, sigmoid, … as modules, functions or methods):
+- **element-wise non-linearities** (ReLU, ReLU6, PReLU, hard-swish, sigmoid, abs, … as modules, functions or
+  methods; PReLU's slope is a parameter, not an activation, so the unit is still element-wise):
   the Rescale rule (Sec. 3.5.2), m = (f(x) − f(x₀)) / (x − x₀), evaluated in float64; where
   |x − x₀| ≤ 1e-7·max(1, |x|, |x₀|) the secant is ill-conditioned and f′ at the midpoint (x + x₀)/2 is used.
 - **max-pooling** (any kernel, stride, padding; adaptive too): Δy = max(x) − max(x₀) of each window is split
@@ -44,8 +45,6 @@ unchanged through non-linearities): with relevance written R_x = x ⊙ g, the sa
 
 from __future__ import annotations
 
-import builtins
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,7 +53,9 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from camrepro.methods.tail import TailError
+from camrepro.methods import operations as ops
+from camrepro.methods.operations import Step, UnsupportedTailOperation  # noqa: F401  (re-exported)
+from camrepro.methods.tail import TailError, check_reproduces  # noqa: F401  (check_reproduces re-exported)
 
 MODES = ("rescale", "lrp")
 DEFAULT_LRP_EPSILON = 1e-9
@@ -63,101 +64,7 @@ DEFAULT_LRP_EPSILON = 1e-9
 SECANT_TOLERANCE = 1e-7
 
 
-class UnsupportedTailOperation(TailError):
-    """An operation in the tail has no DeepLIFT (or LRP) rule here."""
-
-
-# ----------------------------------------------------------------------------------------- operation tables
-_LINEAR_MODULES: tuple[type[nn.Module], ...] = (
-    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
-    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
-    nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
-    nn.Flatten, nn.Unflatten, nn.Identity,
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
-    nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
-    nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d,
-    nn.ReplicationPad1d, nn.ReplicationPad2d, nn.ReplicationPad3d,
-    nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d,
-)
-# Linear only in eval mode (batch statistics or random masks otherwise).
-_EVAL_ONLY_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
-                      nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
-# Layers that captum's LRP gives the ε-rule (and we stabilise in LRP mode).
-_WEIGHTED_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d,
-                     nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
-                     nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
-                     nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-                     nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
-_ELEMENTWISE_MODULES: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
-    nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign, nn.LogSigmoid, nn.Tanhshrink,
-    nn.Softshrink, nn.Hardshrink, nn.Threshold,
-)
-_MAX_POOL_MODULES: tuple[type[nn.Module], ...] = (
-    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
-    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
-)
-
-_LINEAR_FUNCTIONS: set[Callable] = {
-    F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d, F.linear,
-    F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
-    F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
-    F.pad, F.interpolate,
-    torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, torch.permute, torch.transpose,
-    torch.movedim,
-    torch.cat, torch.concat, torch.stack, torch.narrow, torch.chunk, torch.split, torch.mean, torch.sum,
-    torch.add, torch.sub, torch.neg,
-    operator.add, operator.iadd, operator.sub, operator.isub, operator.neg, operator.pos, operator.getitem,
-}
-_WEIGHTED_FUNCTIONS: set[Callable] = {
-    F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d, F.linear,
-    F.batch_norm, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
-    F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
-}
-# name of the flag that must be False for the function to be linear, and its position
-_EVAL_ONLY_FUNCTIONS: dict[Callable, tuple[str, int, bool]] = {
-    F.batch_norm: ("training", 5, False),
-    F.dropout: ("training", 2, True), F.dropout1d: ("training", 2, True), F.dropout2d: ("training", 2, True),
-    F.dropout3d: ("training", 2, True), F.alpha_dropout: ("training", 2, False),
-}
-# x * c and x / c are linear when c does not depend on the activations (only the numerator may)
-_SCALING_FUNCTIONS: set[Callable] = {operator.mul, operator.imul, torch.mul,
-                                     operator.truediv, operator.itruediv, torch.div, torch.true_divide}
-_DIVISIONS: set[Callable] = {operator.truediv, operator.itruediv, torch.div, torch.true_divide}
-_PRODUCT_FUNCTIONS: set[Callable] = {operator.mul, operator.imul, torch.mul}
-_ELEMENTWISE_FUNCTIONS: set[Callable] = {
-    F.relu, torch.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish, F.hardswish,
-    F.hardsigmoid, F.hardtanh, F.sigmoid, torch.sigmoid, F.tanh, torch.tanh, F.softplus, F.softsign,
-    F.logsigmoid, F.tanhshrink, F.softshrink, F.hardshrink, F.threshold, torch.clamp, torch.clip, torch.exp,
-}
-# the position of ``return_indices`` in each max-pooling function's signature
-_MAX_POOL_FUNCTIONS: dict[Callable, int] = {
-    F.max_pool1d: 6, F.max_pool2d: 6, F.max_pool3d: 6,
-    F.adaptive_max_pool1d: 2, F.adaptive_max_pool2d: 2, F.adaptive_max_pool3d: 2,
-}
-_METADATA_FUNCTIONS: set[Callable] = {builtins.getattr, builtins.len}
-
-_LINEAR_METHODS = {"view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "permute", "transpose",
-                   "t", "contiguous", "squeeze", "unsqueeze", "mean", "sum", "expand", "expand_as", "repeat",
-                   "narrow", "chunk", "split", "add", "sub", "neg", "clone", "movedim", "swapaxes"}
-_SCALING_METHODS = {"mul", "div", "true_divide"}
-_DIVISION_METHODS = {"div", "true_divide"}
-_ELEMENTWISE_METHODS = {"relu", "sigmoid", "tanh", "clamp", "clip", "exp"}
-_METADATA_METHODS = {"size", "dim", "numel"}
-
-
 # ------------------------------------------------------------------------------------------- the tail's plan
-@dataclass(frozen=True)
-class Step:
-    """How one node of the tail is evaluated: ``kind`` in {"linear", "elementwise", "max_pool", "product"};
-    ``weighted``: the node gets LRP's ε-stabiliser; ``description``: the operation, for messages."""
-
-    kind: str
-    weighted: bool
-    description: str
-
-
 class TailPlan:
     """The rule of every operation of a tail that depends on the activations (see :func:`plan_tail`)."""
 
@@ -193,136 +100,14 @@ def as_graph_module(tail: nn.Module) -> fx.GraphModule:
                         "operation") from exc
 
 
-def _describe(node: fx.Node, tail: fx.GraphModule) -> str:
-    if node.op == "call_module":
-        return f"module {node.target!r} ({type(tail.get_submodule(node.target)).__name__})"
-    if node.op == "call_method":
-        return f"method .{node.target}()"
-    target = getattr(node.target, "__module__", None)
-    name = getattr(node.target, "__name__", repr(node.target))
-    return f"function {target + '.' if target else ''}{name}"
-
-
-def _argument(node: fx.Node, name: str, position: int, default: object) -> object:
-    if name in node.kwargs:
-        return node.kwargs[name]
-    return node.args[position] if len(node.args) > position else default
-
-
-def _dependent_nodes(graph: fx.Graph) -> set[fx.Node]:
-    """Every node whose value depends on the placeholder (the activations)."""
-    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
-    if len(placeholders) != 1:
-        raise TailError(f"a tail must take exactly one input (the activations), this one takes "
-                        f"{len(placeholders)}")
-    dependent = {placeholders[0]}
-    for node in graph.nodes:
-        if any(inp in dependent for inp in node.all_input_nodes):
-            dependent.add(node)
-    return dependent
-
-
-def _unsupported(node: fx.Node, tail: fx.GraphModule, why: str) -> UnsupportedTailOperation:
-    return UnsupportedTailOperation(
-        f"the tail contains {_describe(node, tail)} at node {node.name!r} ({node.format_node()}), {why}. "
-        "Supported: linear operations (convolution, linear, batch-norm and dropout in eval mode, average "
-        "pooling, addition, scaling by constants, reshapes), element-wise activations, max-pooling and "
-        "products of two activations. Explain another layer, or pass tail= a module built from supported "
-        "operations")
-
-
-def _first_argument_only(node: fx.Node, dependent: set[fx.Node], tail: fx.GraphModule) -> None:
-    """An element-wise or pooling node must read the activations through its first argument only."""
-    first = node.args[0] if node.args else None
-    others = [leaf for arg in [*node.args[1:], *node.kwargs.values()] for leaf in _flatten_arg(arg)]
-    if not isinstance(first, fx.Node) or first not in dependent or any(o in dependent for o in others):
-        raise _unsupported(node, tail, "which reads the activations other than through its first argument")
-
-
-def _flatten_arg(arg: object) -> list[object]:
-    if isinstance(arg, (list, tuple)):
-        return [x for a in arg for x in _flatten_arg(a)]
-    if isinstance(arg, dict):
-        return [x for a in arg.values() for x in _flatten_arg(a)]
-    return [arg]
-
-
-def _scaling_step(node: fx.Node, dependent: set[fx.Node], tail: fx.GraphModule, division: bool,
-                  product_ok: bool) -> Step:
-    operands = [leaf for arg in [*node.args, *node.kwargs.values()] for leaf in _flatten_arg(arg)]
-    active = [a for a in operands if isinstance(a, fx.Node) and a in dependent]
-    description = _describe(node, tail)
-    if len(active) == 1 and (not division or (node.args and node.args[0] is active[0])):
-        return Step("linear", False, description)
-    if len(active) == 2 and product_ok and not division and len(node.args) == 2 and not node.kwargs:
-        return Step("product", False, description)
-    raise _unsupported(node, tail, "which divides by the activations" if division else
-                       "which multiplies activations in a way that has no rule here")
-
-
 def plan_tail(tail: nn.Module) -> TailPlan:
-    """Classify every operation of ``tail`` that depends on its input; :class:`UnsupportedTailOperation`
-    naming the first operation that has no rule. Nodes that do not depend on the activations (parameters,
-    constants) are evaluated as they are."""
+    """Classify every operation of ``tail`` that depends on its input (:func:`camrepro.methods.operations.classify`);
+    :class:`UnsupportedTailOperation` naming the first operation that has no rule. Nodes that do not depend on
+    the activations (parameters, constants) are evaluated as they are."""
     tail = as_graph_module(tail)
-    dependent = _dependent_nodes(tail.graph)
-    steps: dict[fx.Node, Step] = {}
-    for node in tail.graph.nodes:
-        if node not in dependent or node.op in ("placeholder", "output"):
-            continue
-        description = _describe(node, tail)
-        if node.op == "call_module":
-            module = tail.get_submodule(node.target)
-            kind = type(module)
-            if kind in _LINEAR_MODULES:
-                steps[node] = Step("linear", kind in _WEIGHTED_MODULES, description)
-            elif kind in _ELEMENTWISE_MODULES:
-                _first_argument_only(node, dependent, tail)
-                steps[node] = Step("elementwise", False, description)
-            elif kind in _MAX_POOL_MODULES:
-                if getattr(module, "return_indices", False):
-                    raise _unsupported(node, tail, "which returns indices")
-                _first_argument_only(node, dependent, tail)
-                steps[node] = Step("max_pool", True, description)
-            else:
-                raise _unsupported(node, tail, "which has no DeepLIFT rule")
-        elif node.op == "call_function":
-            target = node.target
-            if target in _EVAL_ONLY_FUNCTIONS:
-                flag, position, default = _EVAL_ONLY_FUNCTIONS[target]
-                if _argument(node, flag, position, default) is not False:
-                    raise _unsupported(node, tail, f"which is called with {flag}=True (not linear)")
-                steps[node] = Step("linear", target in _WEIGHTED_FUNCTIONS, description)
-            elif target in _LINEAR_FUNCTIONS:
-                steps[node] = Step("linear", target in _WEIGHTED_FUNCTIONS, description)
-            elif target in _SCALING_FUNCTIONS:
-                steps[node] = _scaling_step(node, dependent, tail, target in _DIVISIONS,
-                                            target in _PRODUCT_FUNCTIONS)
-            elif target in _ELEMENTWISE_FUNCTIONS:
-                _first_argument_only(node, dependent, tail)
-                steps[node] = Step("elementwise", False, description)
-            elif target in _MAX_POOL_FUNCTIONS:
-                if _argument(node, "return_indices", _MAX_POOL_FUNCTIONS[target], False):
-                    raise _unsupported(node, tail, "which returns indices")
-                _first_argument_only(node, dependent, tail)
-                steps[node] = Step("max_pool", True, description)
-            elif target in _METADATA_FUNCTIONS:
-                steps[node] = Step("linear", False, description)
-            else:
-                raise _unsupported(node, tail, "which has no DeepLIFT rule")
-        elif node.op == "call_method":
-            name = node.target
-            if name in _LINEAR_METHODS or name in _METADATA_METHODS:
-                steps[node] = Step("linear", False, description)
-            elif name in _SCALING_METHODS:
-                steps[node] = _scaling_step(node, dependent, tail, name in _DIVISION_METHODS, name == "mul")
-            elif name in _ELEMENTWISE_METHODS:
-                _first_argument_only(node, dependent, tail)
-                steps[node] = Step("elementwise", False, description)
-            else:
-                raise _unsupported(node, tail, "which has no DeepLIFT rule")
-        else:
-            raise _unsupported(node, tail, f"an fx node of kind {node.op!r}")
+    dependent = ops.dependent_nodes(tail.graph)
+    steps = {node: ops.classify(node, tail, dependent) for node in tail.graph.nodes
+             if node in dependent and node.op not in ("placeholder", "output")}
     return TailPlan(tail, steps)
 
 
@@ -453,19 +238,27 @@ def _max_pool_with_indices(node: fx.Node, tail: fx.GraphModule, args: tuple, kwa
                                   ceil_mode=module.ceil_mode, return_indices=True)
     rest = args[1:]
     options = {k: v for k, v in kwargs.items() if k != "return_indices"}
-    position = _MAX_POOL_FUNCTIONS[node.target]
+    position = ops.MAX_POOL_FUNCTIONS[node.target]
     rest = rest[:position - 1]
     return lambda x: node.target(x, *rest, **options, return_indices=True)
 
 
 def _elementwise_function(node: fx.Node, tail: fx.GraphModule, args: tuple, kwargs: dict):
+    """The node's function of its first argument. Tensor arguments (PReLU's slopes) follow the input's dtype, as
+    the secant is evaluated in float64."""
     rest = args[1:]
+
+    def cast(value: object, like: torch.Tensor) -> object:
+        return value.to(like.dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
     if node.op == "call_module":
         module = tail.get_submodule(node.target)
+        if isinstance(module, nn.PReLU):
+            return lambda x: F.prelu(x, module.weight.to(x.dtype))
         return module
     if node.op == "call_method":
-        return lambda x: getattr(x, node.target)(*rest, **kwargs)
-    return lambda x: node.target(x, *rest, **kwargs)
+        return lambda x: getattr(x, node.target)(*(cast(r, x) for r in rest), **kwargs)
+    return lambda x: node.target(x, *(cast(r, x) for r in rest), **{k: cast(v, x) for k, v in kwargs.items()})
 
 
 class _RuleInterpreter(fx.Interpreter):
@@ -483,8 +276,8 @@ class _RuleInterpreter(fx.Interpreter):
             return super().run_node(node)
         if node.op == "call_module":
             module = self.plan.tail.get_submodule(node.target)
-            if isinstance(module, _EVAL_ONLY_MODULES) and module.training:
-                raise _unsupported(node, self.plan.tail,
+            if isinstance(module, ops.EVAL_ONLY_MODULES) and module.training:
+                raise ops.unsupported(node, self.plan.tail,
                                    "which is in training mode (not linear); call .eval()")
         stacked = self.mode == "rescale"
         if step.kind == "linear" or (step.kind == "max_pool" and not stacked):
@@ -499,7 +292,7 @@ class _RuleInterpreter(fx.Interpreter):
                 out = _MaxPool.apply(args[0], _max_pool_with_indices(node, self.plan.tail, args, kwargs))
             else:  # product
                 if not stacked:
-                    raise _unsupported(node, self.plan.tail,
+                    raise ops.unsupported(node, self.plan.tail,
                                        "a product of two activations, which LRP has no rule for")
                 self._check_batch(node, args[0], args[1])
                 out = _Product.apply(args[0], args[1])
@@ -510,7 +303,7 @@ class _RuleInterpreter(fx.Interpreter):
     def _check_batch(self, node: fx.Node, *tensors: torch.Tensor) -> None:
         for t in tensors:
             if not isinstance(t, torch.Tensor) or t.dim() < 3 or t.shape[0] != self.rows:
-                raise _unsupported(node, self.plan.tail,
+                raise ops.unsupported(node, self.plan.tail,
                                    "whose input is not a batch of feature maps [N, C, ...] (one row per "
                                    "input)")
 
@@ -630,16 +423,3 @@ def plan_for_layer(model: nn.Module, layer_name: str, tail: nn.Module | None = N
     from camrepro.methods.tail import extract_tail
 
     return plan_tail(extract_tail(model, layer_name) if tail is None else as_graph_module(tail))
-
-
-def check_reproduces(tail_logits: torch.Tensor, logits: torch.Tensor, what: str) -> None:
-    """TailError when the tail's logits on the captured activations differ from the model's, as with a
-    wrong ``tail=``."""
-    if tail_logits.shape != logits.shape:
-        raise TailError(f"the tail used for {what} returns shape {tuple(tail_logits.shape)}, the model "
-                        f"{tuple(logits.shape)}")
-    scale = float(logits.detach().abs().max())
-    if not torch.allclose(tail_logits.detach(), logits.detach(), rtol=1e-3, atol=1e-3 * max(scale, 1e-12)):
-        gap = float((tail_logits.detach() - logits.detach()).abs().max())
-        raise TailError(f"the tail used for {what} does not reproduce the model's logits "
-                        f"(max difference {gap:.3g})")

@@ -38,12 +38,13 @@ class FakeCAM(Explainer):
     needs_gradients = False
     has_weights = False
     forward_passes = "0"
+    range_free = True  # check_range=False accepted (see Explainer)
     validates_target_range: ClassVar[bool] = False
 
     def _explain(self, images: torch.Tensor, targets: torch.Tensor | None) -> Explanation:
         if targets is None:
             with torch.no_grad():
-                targets = self._resolve_targets(None, self.model(images))
+                targets = self._resolve_targets(None, self._forward(images))
         b, _, h, w = images.shape
         saliency = torch.ones(b, h, w, device=images.device, dtype=images.dtype)
         saliency[:, 0, 0] = 0.0

@@ -26,6 +26,7 @@ class GradCAM(ChannelCAM):
     paper = "Selvaraju et al., ICCV 2017"
     needs_gradients = True
     forward_passes = "1 forward + 1 backward (tail)"
+    range_free = True  # check_range=False accepted (see Explainer)
 
     def _channel_weights(self, images, acts, logits, targets):
         (grads,) = torch.autograd.grad(target_scores(logits, targets).sum(), acts)

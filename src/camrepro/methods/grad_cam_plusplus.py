@@ -37,6 +37,7 @@ class GradCAMPlusPlus(ChannelCAM):
     paper = "Chattopadhay et al., WACV 2018"
     needs_gradients = True
     forward_passes = "1 forward + 1 backward (tail)"
+    range_free = True  # check_range=False accepted (see Explainer)
 
     def _channel_weights(self, images, acts, logits, targets):
         (g,) = torch.autograd.grad(target_scores(logits, targets).sum(), acts)

@@ -31,6 +31,7 @@ class LayerCAM(Explainer):
     needs_gradients = True
     has_weights = False
     forward_passes = "1 forward + 1 backward (tail)"
+    range_free = True  # check_range=False accepted (see Explainer)
 
     def _explain(self, images: torch.Tensor, targets: torch.Tensor | None) -> Explanation:
         logits, acts = self._capture(images, grad=True)

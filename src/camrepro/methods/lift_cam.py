@@ -12,7 +12,7 @@ from camrepro.methods.deeplift_rules import Attribution, check_reproduces, deepl
 from camrepro.methods.references import (
     DEFAULT_BLUR_SIGMA, ReferenceLike, check_blur_sigma, check_noise_seed, check_reference, make_reference,
 )
-from camrepro.methods.validation import TargetsLike, check_images, parse_targets
+from camrepro.methods.validation import TargetsLike
 
 
 @dataclass
@@ -56,6 +56,9 @@ class LIFTCAM(ChannelCAM):
     ([K, h, w], [1, K, h, w] or [B, K, h, w]). The map stays ReLU(Σ_k φ_k A_k), as in the paper; use
     :meth:`contributions` for the contributions, activations and reference activations themselves.
 
+    Input range: with the zero (or a given) activation reference nothing reads pixel values, so
+    ``check_range=False`` explains a model that takes another input range; an image reference needs [0, 1].
+
     Cost: one forward pass of the network (capturing A), one forward of the tail on the 2B rows [A; A₀] and
     one backward through the tail only (nothing before the layer); plus one network forward of the reference
     images when ``reference`` is an image.
@@ -76,12 +79,17 @@ class LIFTCAM(ChannelCAM):
     paper = "Jung & Oh, ICCV 2021"
     needs_gradients = False
     forward_passes = "1 forward + 1 tail forward on [A; A0] (2B rows) + 1 tail backward"
+    range_free = True  # check_range=False accepted (see Explainer)
 
     def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, *,
                  tail: nn.Module | None = None, reference: ReferenceLike | None = None,
                  reference_activations: torch.Tensor | None = None, blur_sigma: float = DEFAULT_BLUR_SIGMA,
-                 noise_seed: int = 0):
-        super().__init__(model, layer)
+                 noise_seed: int = 0, check_range: bool = True):
+        super().__init__(model, layer, check_range=check_range)
+        if reference is not None and not check_range:
+            raise ValueError("an image reference is built in [0, 1] pixel space, so it needs images in [0, 1]: "
+                             "check_range=False is only for the all-zero activation reference "
+                             "(reference=None) or reference_activations=")
         if reference is not None and reference_activations is not None:
             raise ValueError("give either reference (an image reference) or reference_activations, not both")
         self.reference = check_reference(reference) if reference is not None else None
@@ -116,8 +124,7 @@ class LIFTCAM(ChannelCAM):
 
     def contributions(self, images: torch.Tensor, targets: TargetsLike = None) -> LiftContributions:
         """The DeepLIFT contributions, coefficients, activations and reference activations of a batch."""
-        images = check_images(images)
-        parsed = parse_targets(targets, images.shape[0], images.device)
+        images, parsed = self._validate(images, targets)
         with inference_scope(self.model):
             logits, acts = self._capture(images, grad=False)
             targets = self._resolve_targets(parsed, logits)

@@ -10,6 +10,10 @@ from camrepro.methods.channel_game import DEFAULT_BATCH_SIZE, ChannelGame
 from camrepro.methods.deeplift_rules import check_reproduces, plan_for_layer
 from camrepro.methods.validation import check_positive_int
 
+# Relative cut-off of the pseudo-inverse: singular values of a paired design that are zero in exact arithmetic
+# come out near 1e-15 × the largest; real directions of a K ≤ 4096-player design are far above 1e-10.
+RANK_TOLERANCE = 1e-10
+
 
 def kernel_size_weights(n_players: int) -> torch.Tensor:
     """Probabilities [K − 1] of the coalition sizes s = 1 … K − 1 under the Shapley kernel: the kernel
@@ -46,8 +50,15 @@ def kernel_shap(masks: torch.Tensor, values: torch.Tensor, empty: float, full: f
     coalitions have infinite weight, i.e. φ₀ = v(∅) and Σ_k φ_k = v(N) − v(∅) are constraints. Coalitions
     sampled in proportion to the kernel enter the fit with equal weights. Writing φ = (Δ/K)·1 + Pψ with P the
     projector on sum-zero vectors, the fit is an unconstrained least-squares problem in ψ, solved with the
-    minimum-norm solution, so the estimate treats all players alike when the samples do not determine it
-    (fewer samples than players).
+    minimum-norm solution, so the estimate treats all players alike when the samples do not determine it.
+
+    The system is rank-deficient more often than not: ZP always has 1 in its null space (rank ≤ K − 1), and a
+    coalition's complement contributes the negative of its row, so n paired samples have rank ≤ n/2 — the
+    default budget n = K gives rank ≤ K/2. The solve is therefore the pseudo-inverse, computed once from the
+    SVD in float64 with singular values below :data:`RANK_TOLERANCE` × the largest one treated as zero: a
+    deterministic function of (masks, values), so repeated calls, and a batch against a loop, give the same
+    coefficients (a pivoted-QR least-squares driver picks a basic solution that can change between calls on
+    such a system).
     """
     if not isinstance(masks, torch.Tensor) or masks.dim() != 2:
         raise ValueError("masks must be a bool tensor [N, K]")
@@ -59,8 +70,19 @@ def kernel_shap(masks: torch.Tensor, values: torch.Tensor, empty: float, full: f
     target = values.detach().to("cpu", torch.float64) - float(empty)
     projected = z - z.sum(dim=1, keepdim=True) / players           # Z P
     residual = target - z.sum(dim=1) * delta / players               # y − Z 1 Δ/K
-    psi = torch.linalg.lstsq(projected, residual[:, None], driver="gelsy").solution[:, 0]
-    return delta / players + psi - psi.mean()
+    return delta / players + minimum_norm_solve(projected, residual)
+
+
+def minimum_norm_solve(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """argmin ‖x‖ over the least-squares solutions of ``matrix`` x ≈ ``rhs`` (float64, the pseudo-inverse from
+    the SVD; singular values below ``RANK_TOLERANCE`` × the largest count as zero)."""
+    u, singular, vh = torch.linalg.svd(matrix.to(torch.float64), full_matrices=False)
+    if singular.numel() == 0 or float(singular[0]) == 0.0:
+        return torch.zeros(matrix.shape[1], dtype=torch.float64)
+    keep = singular > RANK_TOLERANCE * singular[0]
+    inverse = torch.where(keep, 1.0 / torch.where(keep, singular, torch.ones_like(singular)),
+                          torch.zeros_like(singular))
+    return vh.T @ (inverse * (u.T @ rhs.to(torch.float64)))
 
 
 class LIMECAM(ChannelCAM):
@@ -71,7 +93,9 @@ class LIMECAM(ChannelCAM):
     (the paper's model-agnostic approximation of the maps' SHAP values; KernelSHAP from Lundberg & Lee,
     NeurIPS 2017, the SHAP-consistent choice of LIME's kernel, loss and regulariser). Channels are the
     features, the baseline is the all-zero map, and the official code's budget is one coalition per channel
-    (``n_samples=None`` → K).
+    (``n_samples=None`` → K). With that budget and ``paired=True`` the K coalitions are K/2 pairs, so the
+    least-squares system has rank ≤ K/2 (see :func:`kernel_shap`): the coefficients are the minimum-norm fit,
+    determined by the samples only up to that rank; pass a larger ``n_samples`` (≥ 2K) for a determined fit.
 
     Cost: one forward pass of the network and n_samples + 2 tail evaluations per image (batched,
     ``batch_size`` per call of the tail), plus a least-squares solve of size n_samples × K; no backward.
@@ -90,11 +114,12 @@ class LIMECAM(ChannelCAM):
     paper = "Jung & Oh, ICCV 2021 (KernelSHAP: Lundberg & Lee, NeurIPS 2017)"
     needs_gradients = False
     forward_passes = "1 forward + (n_samples + 2) tail forwards per image, no backward"
+    range_free = True  # check_range=False accepted (see Explainer)
 
     def __init__(self, model: nn.Module, layer=None, *, tail: nn.Module | None = None,
                  n_samples: int | None = None, paired: bool = True, seed: int = 0,
-                 batch_size: int = DEFAULT_BATCH_SIZE):
-        super().__init__(model, layer)
+                 batch_size: int = DEFAULT_BATCH_SIZE, check_range: bool = True):
+        super().__init__(model, layer, check_range=check_range)
         self.n_samples = None if n_samples is None else check_positive_int(n_samples, "n_samples")
         if not isinstance(paired, bool):
             raise TypeError(f"paired must be a bool, got {type(paired).__name__}")

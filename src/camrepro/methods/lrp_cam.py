@@ -35,10 +35,11 @@ class LRPCAM(ChannelCAM):
     paper = "Jung & Oh, ICCV 2021 (LRP: Bach et al., PLoS ONE 2015)"
     needs_gradients = False
     forward_passes = "1 forward + 1 tail forward + 1 tail backward"
+    range_free = True  # check_range=False accepted (see Explainer)
 
     def __init__(self, model: nn.Module, layer=None, *, tail: nn.Module | None = None,
-                 epsilon: float = DEFAULT_LRP_EPSILON):
-        super().__init__(model, layer)
+                 epsilon: float = DEFAULT_LRP_EPSILON, check_range: bool = True):
+        super().__init__(model, layer, check_range=check_range)
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
             raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
         self.epsilon = float(epsilon)

@@ -24,7 +24,6 @@ squeeze-excitation) is a ValueError that names it, instead of a wrong result.
 
 from __future__ import annotations
 
-import operator
 import warnings
 
 import torch
@@ -40,6 +39,7 @@ with warnings.catch_warnings():
     from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR, nonlinear
 from torch import nn
 
+from camrepro.methods import operations as ops
 from camrepro.methods.base import Explainer, Explanation, inference_scope
 from camrepro.methods.references import (
     DEFAULT_BLUR_SIGMA,
@@ -50,151 +50,45 @@ from camrepro.methods.references import (
     make_reference,
 )
 from camrepro.methods.score_cam import default_batch_size
-from camrepro.methods.validation import TargetsLike, check_images, check_positive_int, parse_targets
+from camrepro.methods.validation import TargetsLike, check_positive_int
+from camrepro.tensors import evaluation_mode
 
-# captum's rules plus the clipped-linear units of MobileNetV2 / EfficientNet-Lite.
-RESCALE_RULES = {**SUPPORTED_NON_LINEAR, nn.ReLU6: nonlinear, nn.Hardtanh: nonlinear}
+# captum's rules plus the clipped-linear units of MobileNetV2 / EfficientNet-Lite and PReLU (element-wise).
+RESCALE_RULES = {**SUPPORTED_NON_LINEAR, nn.ReLU6: nonlinear, nn.Hardtanh: nonlinear, nn.PReLU: nonlinear}
 
-# Modules that are affine in evaluation mode (the only mode a method runs the network in): DeepLIFT's linear
-# rule, which is the plain gradient, is exact for them.
-_AFFINE_MODULES = (
-    nn.modules.conv._ConvNd,
-    nn.Linear,
-    nn.modules.batchnorm._BatchNorm,
-    nn.modules.pooling._AvgPoolNd,
-    nn.modules.pooling._AdaptiveAvgPoolNd,
-    nn.modules.dropout._DropoutNd,
-    nn.Flatten,
-    nn.Unflatten,
-    nn.Identity,
-    nn.modules.padding._ConstantPadNd,
-    nn.modules.padding._ReflectionPadNd,
-    nn.modules.padding._ReplicationPadNd,
-    nn.PixelShuffle,
-    nn.PixelUnshuffle,
-)
-_AFFINE_FUNCTIONS = {
-    operator.add,
-    operator.sub,
-    operator.neg,
-    operator.pos,
-    operator.getitem,
-    getattr,
-    torch.add,
-    torch.sub,
-    torch.neg,
-    torch.cat,
-    torch.stack,
-    torch.flatten,
-    torch.reshape,
-    torch.squeeze,
-    torch.unsqueeze,
-    torch.transpose,
-    torch.permute,
-    torch.mean,
-    torch.sum,
-    torch.conv1d,
-    torch.conv2d,
-    torch.conv3d,
-    F.conv1d,
-    F.conv2d,
-    F.conv3d,
-    F.linear,
-    F.avg_pool1d,
-    F.avg_pool2d,
-    F.avg_pool3d,
-    F.adaptive_avg_pool1d,
-    F.adaptive_avg_pool2d,
-    F.adaptive_avg_pool3d,
-    F.dropout,
-    F.dropout2d,
-    F.pad,
-}
-_AFFINE_METHODS = {
-    "view",
-    "reshape",
-    "flatten",
-    "squeeze",
-    "unsqueeze",
-    "permute",
-    "transpose",
-    "contiguous",
-    "size",
-    "dim",
-    "mean",
-    "sum",
-    "expand",
-    "expand_as",
-    "add",
-    "sub",
-    "neg",
-    "clone",
-    "float",
-    "to",
-    "type_as",
-}
-# Linear in one operand when the other does not depend on the input (a constant or a parameter).
-_SCALING_FUNCTIONS = {operator.mul, operator.truediv, torch.mul, torch.div}
-_SCALING_METHODS = {"mul", "div"}
-
-
-def _describe(node: fx.Node, root: nn.Module) -> str:
-    if node.op == "call_module":
-        return f"the {type(root.get_submodule(node.target)).__name__} module {node.target!r}"
-    if node.op == "call_function":
-        return f"the function {getattr(node.target, '__name__', node.target)!s}"
-    return f"the tensor method .{node.target}()"
 
 
 def check_rescale_rules(model: nn.Module, what: str = "DeepLIFT") -> None:
-    """Raise a ValueError unless every operation of ``model`` that depends on its input is affine or is a
-    module with a Rescale rule in :data:`RESCALE_RULES`.
+    """Raise a ValueError unless every operation of ``model`` that depends on its input is affine (``"linear"``
+    in the operation table :mod:`camrepro.methods.operations`) or is a module with a Rescale rule in
+    :data:`RESCALE_RULES`.
 
     The network is traced with ``torch.fx`` (``torch.nn`` modules kept whole); a network that cannot be traced
     is an error too, since nothing could then be verified.
     """
     try:
-        graph = fx.Tracer().trace(model)
+        with evaluation_mode(model):  # the branch a method runs (it runs the model in eval mode)
+            graph = fx.Tracer().trace(model)
     except Exception as exc:  # fx raises many types for untraceable Python control flow
         raise ValueError(
             f"{what} cannot verify that every operation of {type(model).__name__} has a DeepLIFT rule: "
             f"torch.fx could not trace it ({type(exc).__name__}: {exc}). Pass check_rules=False to run "
             "DeepLIFT anyway (a non-linearity without a rule then gets its plain gradient)"
         ) from exc
-    depends: set[fx.Node] = set()
+    depends = ops.dependent_nodes(graph)
     for node in graph.nodes:
-        if node.op == "placeholder":
-            depends.add(node)
+        if node not in depends or node.op in ("placeholder", "output"):
             continue
-        if node.op in ("get_attr", "output"):
+        # captum hooks modules only: a module needs its own rule; everything else must be linear (the gradient)
+        if node.op == "call_module" and type(model.get_submodule(node.target)) in RESCALE_RULES:
             continue
-        inputs = [n for n in node.all_input_nodes if n in depends]
-        if not inputs:
-            continue  # computed from constants and parameters only
-        depends.add(node)
-        if node.op == "call_module":
-            module = model.get_submodule(node.target)
-            if type(module) in RESCALE_RULES or isinstance(module, _AFFINE_MODULES):
+        try:
+            if ops.classify(node, model, depends).kind == "linear":
                 continue
-        elif node.op == "call_function":
-            if node.target in _AFFINE_FUNCTIONS:
-                continue
-            if node.target in _SCALING_FUNCTIONS:
-                varying = [
-                    i for i, arg in enumerate(node.args[:2]) if isinstance(arg, fx.Node) and arg in depends
-                ]
-                divides = node.target in (operator.truediv, torch.div)
-                if varying == [0] or (varying == [1] and not divides):
-                    continue
-        elif node.op == "call_method":
-            if node.target in _AFFINE_METHODS:
-                continue
-            if node.target in _SCALING_METHODS:
-                other = node.args[1] if len(node.args) > 1 else None
-                if not (isinstance(other, fx.Node) and other in depends):
-                    continue
+        except ops.UnsupportedTailOperation:
+            pass
         raise ValueError(
-            f"{what} has no rule for {_describe(node, model)} in {type(model).__name__} "
+            f"{what} has no rule for {ops.name_operation(node, model)} in {type(model).__name__} "
             f"(node {node.name!r}): it is neither affine nor a non-linearity with a Rescale rule "
             f"({', '.join(sorted(t.__name__ for t in RESCALE_RULES))}), so its contributions would be plain "
             "gradients and completeness would fail. Use nn modules for non-linearities"
@@ -275,11 +169,17 @@ class _RescaleDeepLift(_CaptumDeepLift):
 
 
 class PixelAttribution(Explainer):
-    """Base of the captum-backed pixel attributions: reference handling, targets, the [B, H, W] map."""
+    """Base of the captum-backed pixel attributions: reference handling, targets, the [B, H, W] map.
+
+    Input range: ``check_range=False`` explains a model that takes another input range, with the references
+    that do not depend on it (``"zeros"``, the zero of the model's input, and ``"mean"``); ``"blur"``,
+    ``"noise"`` and image references are built in [0, 1] and need images in [0, 1].
+    """
 
     needs_layer = False
     needs_gradients = True
     has_weights = False
+    range_free = True
 
     def __init__(
         self,
@@ -289,17 +189,17 @@ class PixelAttribution(Explainer):
         reference: ReferenceLike = "zeros",
         blur_sigma: float = DEFAULT_BLUR_SIGMA,
         noise_seed: int = 0,
+        check_range: bool = True,
     ):
-        super().__init__(model, layer)
-        self.reference = check_reference(reference)
+        super().__init__(model, layer, check_range=check_range)
+        self.reference = check_reference(reference, check_range=check_range)
         self.blur_sigma = check_blur_sigma(blur_sigma)
         self.noise_seed = check_noise_seed(noise_seed)
 
     def attributions(self, images: torch.Tensor, targets: TargetsLike = None) -> torch.Tensor:
         """Signed attributions [B, C, H, W] of every pixel and colour channel (their sum over everything is
         f_c(x) − f_c(x′) by completeness: exactly for DeepLIFT, up to the quadrature error for IG)."""
-        images = check_images(images)
-        parsed = parse_targets(targets, images.shape[0], images.device)
+        images, parsed = self._validate(images, targets)
         with inference_scope(self.model):
             return self._signed_attributions(images, parsed)[0]
 
@@ -312,11 +212,11 @@ class PixelAttribution(Explainer):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if targets is None:
             with torch.no_grad():
-                targets = self._resolve_targets(None, self.model(images))
+                targets = self._resolve_targets(None, self._forward(images))
         else:
             with torch.no_grad():
                 # the range check needs the number of classes; one forward of a single image gives it
-                self._resolve_targets(targets, self.model(images[:1]))
+                self._resolve_targets(targets, self._forward(images[:1]))
         reference = make_reference(
             images, self.reference, blur_sigma=self.blur_sigma, noise_seed=self.noise_seed
         )
@@ -374,8 +274,10 @@ class IntegratedGradients(PixelAttribution):
         reference: ReferenceLike = "zeros",
         blur_sigma: float = DEFAULT_BLUR_SIGMA,
         noise_seed: int = 0,
+        check_range: bool = True,
     ):
-        super().__init__(model, layer, reference=reference, blur_sigma=blur_sigma, noise_seed=noise_seed)
+        super().__init__(model, layer, reference=reference, blur_sigma=blur_sigma, noise_seed=noise_seed,
+                         check_range=check_range)
         self.steps = check_positive_int(steps, "steps")
         methods = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
         if method not in methods:
@@ -441,8 +343,10 @@ class DeepLift(PixelAttribution):
         noise_seed: int = 0,
         check_rules: bool = True,
         eps: float = 1e-10,
+        check_range: bool = True,
     ):
-        super().__init__(model, layer, reference=reference, blur_sigma=blur_sigma, noise_seed=noise_seed)
+        super().__init__(model, layer, reference=reference, blur_sigma=blur_sigma, noise_seed=noise_seed,
+                         check_range=check_range)
         if not isinstance(check_rules, bool):
             raise TypeError(f"check_rules must be a bool, got {type(check_rules).__name__}")
         if check_rules:

@@ -6,7 +6,7 @@ A reference is either a name or an image:
 - ``"zeros"``: a black image (all pixels 0 in [0, 1] pixel space);
 - ``"mean"``: every pixel set to the image's own per-channel mean colour;
 - ``"blur"``: the image blurred by a Gaussian of standard deviation ``blur_sigma`` pixels (window 2⌈3σ⌉ + 1,
-  borders extended by replication, see :func:`camrepro.metrics.faithfulness.gaussian_blur`);
+  borders extended by replication, see :func:`camrepro.tensors.gaussian_blur`);
 - ``"noise"``: uniform noise in [0, 1], drawn from a generator seeded with ``noise_seed``; one noise image is
   drawn per call and shared by every image of the batch, so an image's reference does not depend on which
   other images share its batch (and a batch gives the same references as a loop over single images);
@@ -22,22 +22,29 @@ import math
 
 import torch
 
-from camrepro.methods.validation import check_images
-from camrepro.metrics.faithfulness import gaussian_blur
+from camrepro.tensors import check_images, gaussian_blur
 
 REFERENCE_NAMES = ("zeros", "mean", "blur", "noise")
+# References that are the same whatever range the model's input takes (the zero input; the mean colour).
+RANGE_FREE_REFERENCES = ("zeros", "mean")
 DEFAULT_BLUR_SIGMA = 10.0
 
 ReferenceLike = str | torch.Tensor
 
 
-def check_reference(reference: object) -> ReferenceLike:
+def check_reference(reference: object, *, check_range: bool = True) -> ReferenceLike:
     """Validate a reference before any image is seen: a known name, or a float image tensor in [0, 1].
+
+    ``check_range=False`` (a method explaining a model that takes another input range) allows only the
+    references that do not depend on the range, :data:`RANGE_FREE_REFERENCES`.
 
     Raises TypeError for a wrong type or dtype, ValueError for an unknown name, a wrong number of dimensions,
     an empty tensor, non-finite values or values outside [0, 1]. The shape is checked against the images
     later, by :func:`make_reference`.
     """
+    if not check_range and not (isinstance(reference, str) and reference in RANGE_FREE_REFERENCES):
+        raise ValueError(f"check_range=False works with the references {RANGE_FREE_REFERENCES} only; the "
+                         "others are built in [0, 1] pixel space and need images in [0, 1]")
     if isinstance(reference, str):
         if reference not in REFERENCE_NAMES:
             raise ValueError(f"unknown reference {reference!r}; expected one of {REFERENCE_NAMES} or an "
@@ -79,12 +86,12 @@ def check_noise_seed(seed: object) -> int:
 
 def zeros_reference(images: torch.Tensor) -> torch.Tensor:
     """A black image per image: all zeros."""
-    return torch.zeros_like(check_images(images))
+    return torch.zeros_like(check_images(images, unit_range=False))
 
 
 def mean_reference(images: torch.Tensor) -> torch.Tensor:
     """Each image replaced by its own per-channel mean colour (a flat image of the average colour)."""
-    images = check_images(images)
+    images = check_images(images, unit_range=False)
     return images.mean(dim=(2, 3), keepdim=True).expand_as(images).clone()
 
 

@@ -57,8 +57,9 @@ class ScoreCAM(ChannelCAM):
     needs_gradients = False
     forward_passes = "1 + K' per image (+1 black image per call); K' <= K non-constant channels"
 
-    def __init__(self, model, layer=None, *, batch_size: int | None = None, subtract_baseline: bool = True):
-        super().__init__(model, layer)
+    def __init__(self, model, layer=None, *, batch_size: int | None = None, subtract_baseline: bool = True,
+                 check_range: bool = True):
+        super().__init__(model, layer, check_range=check_range)  # masks pixels: check_range=False is refused
         self.batch_size = None if batch_size is None else check_positive_int(batch_size, "batch_size")
         if not isinstance(subtract_baseline, bool):
             raise TypeError(f"subtract_baseline must be a bool, got {type(subtract_baseline).__name__}")
@@ -72,7 +73,7 @@ class ScoreCAM(ChannelCAM):
         chunk = self.batch_size or default_batch_size(images.device)
         with torch.no_grad():
             black = torch.zeros_like(images[:1])
-            baseline = torch.softmax(self.model(black).float(), dim=1)[0, targets]  # [B]
+            baseline = torch.softmax(self._forward(black).float(), dim=1)[0, targets]  # [B]
             scores = baseline[:, None].repeat(1, acts.shape[1])  # constant maps score f^c(X_b)
             image_index, channel_index = varying.nonzero(as_tuple=True)
             for start in range(0, image_index.numel(), chunk):

@@ -15,6 +15,8 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from camrepro.tensors import evaluation_mode, not_logits_error
+
 
 class TailError(ValueError):
     """The tail after a layer cannot be derived automatically."""
@@ -33,7 +35,10 @@ def extract_tail(model: nn.Module, layer_name: str) -> fx.GraphModule:
     """A module mapping the output of ``layer_name`` to the model's output."""
     tracer = _LayerLeafTracer(layer_name)
     try:
-        graph = tracer.trace(model)
+        # Methods run the model in eval mode, so the tail is traced in eval mode too: a forward that branches
+        # on self.training must give the evaluation branch whatever mode the model is in when a method is built.
+        with evaluation_mode(model):
+            graph = tracer.trace(model)
     except Exception as exc:  # fx raises many types for untraceable Python control flow
         raise TailError(
             f"cannot derive the tail of {type(model).__name__} after {layer_name!r}: torch.fx could not trace "
@@ -50,6 +55,8 @@ def extract_tail(model: nn.Module, layer_name: str) -> fx.GraphModule:
         if any(inp in downstream for inp in node.all_input_nodes):
             downstream.add(node)
     output = next(n for n in nodes if n.op == "output")
+    if not isinstance(output.args[0], fx.Node):  # a tuple or dict built in forward
+        raise not_logits_error(output.args[0], model)
     if output not in downstream:
         raise TailError(f"the output of {type(model).__name__} does not depend on layer {layer_name!r}")
     for node in downstream - {start}:
@@ -78,6 +85,19 @@ def check_tail(tail: nn.Module, acts: torch.Tensor, logits: torch.Tensor, what: 
     """Raise when ``tail(acts)`` does not reproduce the logits the model produced (a wrong tail= argument)."""
     with torch.no_grad():
         out = tail(acts)
-    if out.shape != logits.shape or not torch.allclose(out, logits, rtol=1e-3, atol=1e-3 * logits.abs().max()):
+    if not isinstance(out, torch.Tensor):
+        raise TailError(f"the tail used for {what} returns {type(out).__name__}, not logits")
+    check_reproduces(out, logits, what)
+
+
+def check_reproduces(tail_logits: torch.Tensor, logits: torch.Tensor, what: str) -> None:
+    """TailError when the tail's logits on the captured activations differ from the model's (beyond 1e-3
+    relative to the largest logit), as with a wrong ``tail=``."""
+    if tail_logits.shape != logits.shape:
+        raise TailError(f"the tail used for {what} returns shape {tuple(tail_logits.shape)}, the model "
+                        f"{tuple(logits.shape)}")
+    scale = float(logits.detach().abs().max())
+    if not torch.allclose(tail_logits.detach(), logits.detach(), rtol=1e-3, atol=1e-3 * max(scale, 1e-12)):
+        gap = float((tail_logits.detach() - logits.detach()).abs().max())
         raise TailError(f"the tail used for {what} does not reproduce the model's logits "
-                        f"(max difference {float((out - logits).abs().max()) if out.shape == logits.shape else 'shape'})")
+                        f"(max difference {gap:.3g})")

@@ -29,6 +29,7 @@ class XGradCAM(ChannelCAM):
     paper = "Fu et al., BMVC 2020"
     needs_gradients = True
     forward_passes = "1 forward + 1 backward (tail)"
+    range_free = True  # check_range=False accepted (see Explainer)
 
     def _channel_weights(self, images, acts, logits, targets):
         (g,) = torch.autograd.grad(target_scores(logits, targets).sum(), acts)

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from camrepro.tensors import check_fits_model, check_images  # noqa: F401  (the metrics' image checks)
+
 # Bilinear upsampling and min-max normalisation can overshoot [0, 1] by a rounding error; such maps are
 # accepted and clamped, anything further outside is a caller's bug and raises.
 MAP_RANGE_TOLERANCE = 1e-5
@@ -37,19 +39,6 @@ def as_float_tensor(value: object, name: str) -> torch.Tensor:
     if not tensor.is_floating_point():
         tensor = tensor.to(torch.get_default_dtype())
     return tensor
-
-
-def check_images(images: object) -> torch.Tensor:
-    """A floating-point image batch [B, C, H, W]."""
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor [B, C, H, W], got {type(images).__name__}")
-    if images.dim() != 4:
-        raise ValueError(f"images must have shape [B, C, H, W], got {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise TypeError(f"images must be a floating-point tensor in [0, 1], got dtype {images.dtype}")
-    if images.shape[0] == 0:
-        raise ValueError("images is an empty batch")
-    return images
 
 
 def check_maps(maps: object, name: str = "maps", *, shape: Sequence[int] | None = None) -> torch.Tensor:

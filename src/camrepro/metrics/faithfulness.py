@@ -24,8 +24,6 @@ that AG's ``1 − p`` denominator needs.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -34,12 +32,16 @@ from torch import nn
 from camrepro.metrics._validation import (
     as_float_tensor,
     check_batch_size,
+    check_fits_model,
     check_images,
     check_maps,
     check_target_range,
     check_targets,
 )
 from camrepro.models.masking import SPACES, masked_forward
+from camrepro.tensors import (  # noqa: F401  (gaussian_*, evaluation_mode: re-exported)
+    as_logits, evaluation_mode, gaussian_blur, gaussian_kernel1d,
+)
 
 # Denominator floor of AD and AG. When p = 0 the AD numerator [p − o]₊ is 0 as well (o ≥ 0), and when p = 1
 # the AG numerator [o − p]₊ is 0 (o ≤ 1); flooring the denominator makes those terms exactly 0 instead of
@@ -49,21 +51,6 @@ PROBABILITY_EPS = 1e-12
 
 DELETION_DEFAULT_BASELINE = "zeros"
 INSERTION_DEFAULT_BASELINE = "blur"
-
-
-@contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for the duration of the block and restore every module's flag afterwards.
-
-    Metrics must not depend on the batch (batch-norm statistics, dropout), nor change the caller's model.
-    """
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, flag in flags:
-            module.training = flag
 
 
 def _target_probabilities(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -99,7 +86,7 @@ def masked_probabilities(
     B class indices. The masked image goes through :func:`camrepro.models.masking.masked_forward` with
     ``space``. Returns two float64 CPU tensors [B].
     """
-    images = check_images(images)
+    images = check_fits_model(model, check_images(images))
     batch, _, height, width = images.shape
     maps = check_maps(maps, shape=(batch, height, width)).to(device=images.device, dtype=images.dtype)
     targets = check_targets(targets, batch, images.device)
@@ -109,12 +96,9 @@ def masked_probabilities(
     with torch.no_grad(), evaluation_mode(model):
         for start in range(0, batch, batch_size):
             chunk = slice(start, start + batch_size)
-            p_parts.append(_target_probabilities(model(images[chunk]), targets[chunk]))
-            o_parts.append(
-                _target_probabilities(
-                    masked_forward(model, images[chunk], maps[chunk], space), targets[chunk]
-                )
-            )
+            p_parts.append(_target_probabilities(as_logits(model(images[chunk]), model), targets[chunk]))
+            masked = masked_forward(model, images[chunk], maps[chunk], space)
+            o_parts.append(_target_probabilities(as_logits(masked, model), targets[chunk]))
     return torch.cat(p_parts), torch.cat(o_parts)
 
 
@@ -178,42 +162,6 @@ def drop_increase_gain(
         "p": p.numpy(),
         "o": o.numpy(),
     }
-
-
-def gaussian_kernel1d(sigma: float, kernel_size: int) -> torch.Tensor:
-    """Normalised 1-D Gaussian weights exp(−d² / 2σ²) for d = −(k−1)/2 … (k−1)/2, summing to 1 (float64)."""
-    if (
-        isinstance(kernel_size, bool)
-        or not isinstance(kernel_size, int)
-        or kernel_size < 1
-        or kernel_size % 2 == 0
-    ):
-        raise ValueError(f"blur kernel_size must be a positive odd int, got {kernel_size!r}")
-    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"blur sigma must be a positive number, got {sigma!r}")
-    offsets = torch.arange(kernel_size, dtype=torch.float64) - (kernel_size - 1) / 2
-    weights = torch.exp(-offsets.square() / (2.0 * sigma**2))
-    return weights / weights.sum()
-
-
-def gaussian_blur(images: torch.Tensor, sigma: float = 5.0, kernel_size: int = 11) -> torch.Tensor:
-    """Separable Gaussian blur of [B, C, H, W] images, each channel on its own.
-
-    The defaults (σ = 5 px truncated to an 11 × 11 window) are those of the RISE evaluation code, which the
-    Opti-CAM insertion protocol uses. Deviation: borders are extended by replicating the edge pixels, where
-    RISE pads with zeros and so darkens a 5-pixel frame of the baseline; replication keeps a constant image
-    constant and works for images smaller than the kernel.
-    """
-    images = check_images(images)
-    channels = images.shape[1]
-    kernel = gaussian_kernel1d(sigma, kernel_size).to(device=images.device, dtype=images.dtype)
-    pad = kernel_size // 2
-    rows = kernel.view(1, 1, 1, kernel_size).expand(channels, 1, 1, kernel_size)
-    cols = kernel.view(1, 1, kernel_size, 1).expand(channels, 1, kernel_size, 1)
-    out = nn.functional.pad(images, (pad, pad, 0, 0), mode="replicate")
-    out = nn.functional.conv2d(out, rows, groups=channels)
-    out = nn.functional.pad(out, (0, 0, pad, pad), mode="replicate")
-    return nn.functional.conv2d(out, cols, groups=channels)
 
 
 def _resolve_baseline(
@@ -305,7 +253,7 @@ def insertion_deletion(
     """
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
-    images = check_images(images)
+    images = check_fits_model(model, check_images(images))
     batch, _, height, width = images.shape
     maps = check_maps(maps, shape=(batch, height, width)).to(images.device)
     targets = check_targets(targets, batch, images.device)
@@ -343,7 +291,8 @@ def insertion_deletion(
             else:
                 background = base[image_index]
                 logits = model(background + keep.unsqueeze(1) * (chosen - background))
-            curves[start : start + pair.shape[0]] = _target_probabilities(logits, targets[image_index])
+            curves[start : start + pair.shape[0]] = _target_probabilities(
+                as_logits(logits, model), targets[image_index])
     curves = curves.view(batch, points)
     fractions = counts.to("cpu", torch.float64) / n_pixels
     auc = torch.trapezoid(curves, x=fractions, dim=1)

@@ -250,6 +250,12 @@ class CifarResNet(nn.Module):
         """What :func:`camrepro.training.build_network` needs to rebuild this network."""
         return {"kind": self.kind, "config": self.config.to_dict()}
 
+    @property
+    def accepted_channels(self) -> tuple[int, ...]:
+        """The channel counts of the images this network takes (grey ones too for an RGB network); the
+        methods and metrics check images against it (:func:`camrepro.tensors.check_fits_model`)."""
+        return (1, 3) if self.config.in_channels == 3 else (self.config.in_channels,)
+
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """Channel-matched, normalised input (the output of the ``normalize`` module)."""
         return self.normalize(match_channels(images, self.config.in_channels))
