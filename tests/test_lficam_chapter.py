@@ -1,20 +1,19 @@
-"""The lficam chapter's experiment module (src/camrepro/experiments/lficam.py): parameters, data, verdicts."""
+"""The lficam chapter (src/camrepro/experiments/lficam/): parameters, data, explanation, claims, a tiny run."""
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 from PIL import Image
 
 import camrepro  # noqa: F401
-from camrepro.experiments import lficam
-from camrepro.provenance import repository_root
-from camrepro.report import validate_claims
+from camrepro import evidence
+from camrepro.experiments import registry
+from camrepro.experiments.chapter import Results
+from camrepro.experiments.lficam import CHAPTER, claims, compute, params, tables, training_throughput
+from camrepro import cache
+from camrepro.cache import Result
 
 MICRO = {
     "data": {"size": 32, "n_train": 48, "n_test": 24, "n_clutter": 1, "clutter_size": 4},
@@ -22,7 +21,7 @@ MICRO = {
     "train": {"epochs": 1, "batch_size": 16, "warmup_epochs": 0.0},
     "seeds": [0, 1],
     "stability": {"settings": [{}, {"lr": 0.1}], "n_images": 8},
-    "evaluation": {"n_images": 8, "steps": 4, "batch_size": 16},
+    "evaluation": {"n_images": 8, "batch_size": 16},
     "examples": 2,
     "throughput": {"batch_size": 4, "steps": 1, "warmup": 0},
 }
@@ -39,84 +38,67 @@ def one_thread():
 
 # ----------------------------------------------------------------------------------------------- parameters
 
-def test_merge_params_is_recursive_and_rejects_unknown_keys():
-    merged = lficam.merge_params({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"d": 4}})
-    assert merged == {"a": 1, "b": {"c": 2, "d": 4}}
-    with pytest.raises(ValueError, match=r"unknown lficam.b parameters \['e'\]"):
-        lficam.merge_params({"b": {"c": 2}}, {"b": {"e": 1}})
-    with pytest.raises(TypeError, match="mapping"):
-        lficam.merge_params({"b": {"c": 2}}, {"b": 3})
-
-
 @pytest.mark.parametrize("profile", ["smoke", "book", "paper"])
 def test_every_profile_section_is_valid(profile):
-    path = repository_root() / "notebooks" / "params" / f"{profile}.yaml"
-    section = yaml.safe_load(path.read_text())["lficam"]
-    p = lficam.check_params(section)
+    p = CHAPTER.params(profile)
     assert len(p["stability"]["settings"]) >= 2 and p["seeds"]
-    if profile == "book":
-        assert len(p["stability"]["settings"]) >= 4
+    if profile in ("book", "paper"):
+        assert len(p["seeds"]) >= 5 and len(p["stability"]["settings"]) >= 4
     if profile == "paper":
         assert p["model"]["blocks"] == [3, 4, 6, 3] and p["train"]["epochs"] == 300
 
 
-@pytest.mark.parametrize("override, match", [
-    ({"data": {"source": "cifar"}}, "unknown lficam data source"),
-    ({"data": {"source": "image-folder"}}, "train_root"),
-    ({"seeds": []}, "seeds"),
-    ({"seeds": [0, 0]}, "distinct"),
-    ({"stability": {"settings": [{}]}}, "at least 2"),
-    ({"stability": {"settings": [{}, {"seed": 3}]}}, "must not set 'seed'"),
-    ({"stability": {"settings": [{}, {}]}}, "distinct"),
-    ({"stability": {"settings": [{}, {"momentum_typo": 0.5}]}}, "unknown lficam.train parameters"),
-    ({"stability": {"thresholds": [1.5]}}, "threshold"),
-    ({"train": {"schedule": "linear"}}, "schedule"),
-    ({"model": {"widths": [8, 16], "blocks": [1]}}, "same length"),
-    ({"evaluation": {"steps": 0}}, "evaluation.steps"),
-    ({"colour": True}, "unknown lficam parameters"),
+def test_the_registry_serves_the_package():
+    assert registry.get("lficam") is CHAPTER and CHAPTER.paper == "LFI-CAM"
+
+
+@pytest.mark.parametrize("override, error, match", [
+    ({"colour": True}, ValueError, r"unknown lficam parameter\(s\) \['colour'\]; the known ones are \['data', "),
+    ({"evaluation": {"step": 3}}, ValueError, r"known ones are \['batch_size', 'iou_threshold', 'n_images'\]"),
+    ({"seeds": "0, 1"}, TypeError, "lficam.seeds must be a list"),
+    ({"evaluation": {"n_images": "100"}}, TypeError, "lficam.evaluation.n_images must be an int"),
+    ({"seeds": [0, -1]}, ValueError, r"lficam.seeds\[1\] must be ≥ 0"),
+    ({"data": {"n_train": -5}}, ValueError, "lficam.data.n_train must be ≥ 1"),
+    ({"train": {"epochs": 0}}, ValueError, "lficam.train.epochs must be ≥ 1"),
+    ({"data": {"source": "cifar"}}, ValueError, "lficam.data.source must be one of"),
+    ({"data": {"source": "image-folder"}}, ValueError, "train_root"),
+    ({"seeds": []}, ValueError, "at least 1"),
+    ({"seeds": [0, 0]}, ValueError, "distinct"),
+    ({"stability": {"settings": [{}]}}, ValueError, "at least 2"),
+    ({"stability": {"settings": [{}, {"seed": 3}]}}, ValueError, "must not set 'seed'"),
+    ({"stability": {"settings": [{}, {}]}}, ValueError, "distinct"),
+    ({"stability": {"settings": [{}, {"momentum_typo": 0.5}]}}, ValueError, r"unknown lficam.train parameter"),
+    ({"stability": {"settings": [{}, {"lr": "fast"}]}}, ValueError, "lr must be a number"),
+    ({"stability": {"threshold": 1.5}}, ValueError, "threshold must be ≤ 1"),
+    ({"stability": {"n_images": 2000}}, ValueError, "exceeds data.n_test"),
+    ({"train": {"schedule": "linear"}}, ValueError, "schedule must be one of"),
+    ({"model": {"widths": [8, 16], "blocks": [1]}}, ValueError, "same length"),
+    ({"model": {"stem_pool": 1}}, TypeError, "stem_pool must be true or false"),
 ])
-def test_bad_parameters_are_rejected(override, match):
-    with pytest.raises((ValueError, TypeError), match=match):
-        lficam.check_params(override)
+def test_bad_parameters_are_rejected_naming_the_key(override, error, match):
+    with pytest.raises(error, match=match):
+        CHAPTER.params(None, override)
 
 
 def test_train_config_and_network_spec_follow_the_parameters():
-    p = lficam.check_params({"train": {"lr": 0.2}, "model": {"widths": [8, 8], "blocks": [2, 1]}})
-    config = lficam.train_config(p, 3, {"batch_size": 16})
+    p = CHAPTER.params(None, {"train": {"lr": 0.2}, "model": {"widths": [8, 8], "blocks": [2, 1]}})
+    config = params.train_config(p, 3, {"batch_size": 16})
     assert (config.lr, config.batch_size, config.seed) == (0.2, 16, 3)
-    spec = lficam.network_spec("lficam", p, 10, 1)
+    spec = params.network_spec("lficam", p, 10, 1)
     assert spec["kind"] == "lficam" and spec["fin_blocks"] == 4
     assert spec["config"]["widths"] == [8, 8] and spec["config"]["blocks"] == [2, 1]
     assert spec["config"]["mean"] == [0.5] and spec["config"]["std"] == [0.25]
     with pytest.raises(ValueError, match="unknown network"):
-        lficam.network_spec("vgg", p, 10, 1)
+        params.network_spec("vgg", p, 10, 1)
 
 
 def test_data_params_name_exactly_what_defines_the_data():
-    canvas = lficam.data_params(lficam.check_params({}))
+    canvas = params.data_params(CHAPTER.params(None))
     assert canvas == {"source": "canvas", "size": 40, "n_train": 4000, "n_test": 1000, "n_clutter": 4,
                       "clutter_size": 8, "noise": 0.1, "seed": 0}
-    folder = lficam.data_params(lficam.check_params({"data": {"source": "image-folder", "train_root": "a",
-                                                              "test_root": "b"}}))
+    folder = params.data_params(CHAPTER.params(None, {"data": {"source": "image-folder", "train_root": "a",
+                                                               "test_root": "b"}}))
     assert folder == {"source": "image-folder", "train_root": "a", "test_root": "b", "image_size": 32}
-
-
-def test_explain_uses_grad_cam_for_the_plain_network_and_attention_otherwise():
-    from camrepro.methods.attention import AttentionMap
-    from camrepro.methods.grad_cam import GradCAM
-    from camrepro.training import build_network, seeded
-
-    p = lficam.check_params(MICRO)
-    images = torch.rand(5, 1, 32, 32, generator=torch.Generator().manual_seed(0))
-    for kind in lficam.KINDS:
-        with seeded(0):
-            net = build_network(lficam.network_spec(kind, p, 10, 1)).eval()
-        maps, predicted = lficam.explain(kind, net, images, batch_size=2)
-        method = GradCAM(net, layer=net.cam_layer) if kind == "plain" else AttentionMap(net)
-        torch.testing.assert_close(maps, method(images))
-        with torch.no_grad():
-            logits = net(images) if kind == "plain" else net(images).logits
-        assert torch.equal(predicted, logits.argmax(1))
 
 
 # ----------------------------------------------------------------------------------------------------- data
@@ -128,80 +110,150 @@ def test_image_folder_data_is_loaded_with_its_classes(tmp_path):
             folder.mkdir(parents=True)
             for i in range(2):
                 Image.new("RGB", (40, 40), (50 * k + 10 * i, 80, 120)).save(folder / f"{i}.png")
-    p = lficam.check_params({"data": {"source": "image-folder", "train_root": str(tmp_path / "train"),
-                                      "test_root": str(tmp_path / "test"), "image_size": 16}})
-    data = lficam.load_data(p)
-    assert data.classes == ("cat", "dog") and data.in_channels == 3 and data.boxes is None
+    p = CHAPTER.params(None, {"data": {"source": "image-folder", "train_root": str(tmp_path / "train"),
+                                       "test_root": str(tmp_path / "test"), "image_size": 16}})
+    data = compute.load_data(p)
+    assert data.classes == ("cat", "dog") and data.in_channels == 3 and data.masks is None
     images, labels = data.test_tensors(3)
     assert images.shape == (3, 3, 16, 16) and labels.tolist() == [0, 0, 1]
-    missing = lficam.check_params({"data": {"source": "image-folder", "train_root": "no/such/folder",
-                                            "test_root": "no/such/folder"}})
+    missing = CHAPTER.params(None, {"data": {"source": "image-folder", "train_root": "no/such/folder",
+                                             "test_root": "no/such/folder"}})
     with pytest.raises(FileNotFoundError, match="no/such/folder"):
-        lficam.load_data(missing)
+        compute.load_data(missing)
 
 
-# -------------------------------------------------------------------------------------------- verdict rules
+def test_explain_uses_grad_cam_for_the_plain_network_and_attention_otherwise(tmp_path, monkeypatch):
+    from camrepro.methods.attention import AttentionMap
+    from camrepro.methods.grad_cam import GradCAM
+    from camrepro.training import CachedTraining, build_network, seeded
 
-def test_accuracy_verdict_known_values():
-    verdict, d, se = lficam.accuracy_verdict([0.80, 0.82, 0.84], [0.70, 0.72, 0.74])
-    # d = 0.10; each sample's variance is 0.0004, so se = √(2 · 0.0004 / 3) = 0.016330
-    assert verdict == "reproduced" and d == pytest.approx(0.10) and se == pytest.approx(math.sqrt(0.0008 / 3))
-    assert lficam.accuracy_verdict([0.80, 0.82, 0.84], [0.80, 0.81, 0.86])[0] == "partly reproduced"
-    assert lficam.accuracy_verdict([0.60, 0.61, 0.62], [0.80, 0.81, 0.82])[0] == "not reproduced"
-    # one seed each: se = 0, so any positive difference counts
-    assert lficam.accuracy_verdict([0.81], [0.80])[0] == "reproduced"
+    monkeypatch.setenv("CAMREPRO_RESULTS", str(tmp_path))
+    p = CHAPTER.params(None, MICRO)
+    images = torch.rand(5, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    for kind in params.KINDS:
+        with seeded(0):
+            net = build_network(params.network_spec(kind, p, 10, 1)).eval()
+        run = CachedTraining(model=net, history=pd.DataFrame(), result=Result(path=tmp_path / f"train-{kind}-x"))
+        explained = compute.explain(kind, run, images, batch_size=2)
+        method = GradCAM(net, layer=net.cam_layer) if kind == "plain" else AttentionMap(net)
+        torch.testing.assert_close(explained.maps, method(images))
+        with torch.no_grad():
+            logits = net(images) if kind == "plain" else net(images).logits
+        assert torch.equal(explained.predicted, logits.argmax(1)) and explained.all_zero.shape == (5,)
 
 
-def test_quality_wins_and_verdicts_known_values():
-    quality = pd.DataFrame({
-        "network": ["lficam", "lficam", "abn", "abn"],
-        "AD": [10.0, 12.0, 20.0, 20.0],          # LFI lower: win
-        "AI": [30.0, 30.0, 40.0, 40.0],          # LFI lower: loss
-        "AG": [5.0, 7.0, 5.0, 5.0],              # LFI 6 > 5: win
-        "deletion": [0.2, 0.2, 0.1, 0.1],        # LFI higher: loss
-        "insertion": [0.5, 0.5, 0.4, 0.4],       # win
-        "energy_pointing": [0.6, 0.6, 0.6, 0.6],  # tie: not a win
-        "pointing": [np.nan, np.nan, np.nan, np.nan],  # missing: not compared
-        "box_iou": [0.3, 0.5, 0.2, 0.2],         # win
-    })
-    assert lficam.quality_wins(quality) == (4, 7)
-    assert lficam.quality_verdict(4, 7) == "partly reproduced"    # 4/7 < 2/3
-    assert lficam.quality_verdict(5, 7) == "reproduced"
-    assert lficam.quality_verdict(2, 7) == "not reproduced"       # 2/7 < 1/3
-    assert lficam.quality_verdict(0, 0) == "not testable here"
-    assert lficam.stability_verdict(0.60, 0.30) == "reproduced"
-    assert lficam.stability_verdict(0.40, 0.30) == "partly reproduced"
-    assert lficam.stability_verdict(0.30, 0.30) == "not reproduced"
+# --------------------------------------------------------------------------------------- claims (synthetic)
+
+def _results(accuracy: dict[str, list[float]], quality: dict[str, list[float]], iou: dict[str, list[float]]) -> Results:
+    """Results holding only what the claims read: per-seed accuracies, per-image quality, per-image IoU."""
+    seeds = range(len(accuracy["lficam"]))
+    acc = pd.DataFrame([{"network": k, "label": params.LABELS[k], "seed": s, "test_accuracy": a,
+                         "train_accuracy": a} for k, values in accuracy.items() for s, a in zip(seeds, values)])
+    rows = []
+    for kind, values in quality.items():     # one value per seed: every image of the seed scores it
+        for seed, v in enumerate(values):
+            for image in range(3):
+                rows.append({"network": kind, "label": params.LABELS[kind], "seed": seed,
+                             "image": f"test-{image:05d}", "correct": True, "all_zero": False, "AD": 50 - v,
+                             "AI": v, "AG": v, "energy_pointing": v / 100, "pointing": 1.0, "mask_iou": 0.5,
+                             "mask_fraction": 0.3})
+    stability = pd.DataFrame([{"network": k, "label": params.LABELS[k], "varied": "hyper-parameters",
+                               "image": f"test-{i:05d}", "iou": v, "foreground": 0.3, "all_zero_models": 0,
+                               "models": 4} for k, values in iou.items() for i, v in enumerate(values)])
+    return Results({"training": Result(path=None, tables={"accuracy": acc}),
+                    "quality": Result(path=None, tables={"quality": pd.DataFrame(rows)}),
+                    "stability": Result(path=None, tables={"stability": stability})})
+
+
+def _verdicts(results: Results) -> dict[str, str]:
+    return {c.key: c.verdict for c in claims.claims(results, {})}
+
+
+def test_claims_are_decided_when_the_intervals_clear_their_thresholds():
+    results = _results(
+        accuracy={"plain": [0.70, 0.71, 0.72, 0.70, 0.69], "abn": [0.74, 0.75, 0.73, 0.76, 0.74],
+                  "lficam": [0.80, 0.82, 0.81, 0.80, 0.83]},
+        quality={"abn": [10, 11, 12, 10, 11], "lficam": [20, 22, 21, 20, 23], "plain": [5, 5, 5, 5, 5]},
+        iou={"abn": [0.30, 0.31, 0.29, 0.32, 0.30, 0.28], "lficam": [0.70, 0.72, 0.69, 0.71, 0.73, 0.70]})
+    assert _verdicts(results) == {"lficam-accuracy-vs-backbone": evidence.REPRODUCED,
+                                  "lficam-accuracy-vs-abn": evidence.REPRODUCED,
+                                  "lficam-map-quality": evidence.REPRODUCED,
+                                  "lficam-stability": evidence.REPRODUCED}
+    accuracy = claims.accuracy_claim(results, "plain").conditions[0]
+    # paired by seed: differences 10, 11, 9, 10, 14 points; t-interval over 5 seeds
+    assert accuracy.n == 5 and accuracy.interval.method == "t over seeds"
+    assert accuracy.interval.estimate == pytest.approx(10.8)
+    assert list(accuracy.units) == ["0", "1", "2", "3", "4"]
+    quality = claims.quality_claim(results)
+    assert [c.rule.holds_when for c in quality.conditions] == ["below", "above", "above", "above"]
+    assert quality.conditions[3].interval.estimate == pytest.approx(10.4)    # energy pointing, in %
+    stability = claims.stability_claim(results)
+    assert [c.rule.threshold for c in stability.conditions] == [0.0, claims.STABILITY_MARGIN]
+    assert stability.conditions[0].n == 6 and stability.conditions[0].interval.method == "paired bootstrap"
+
+
+def test_claims_are_inconclusive_when_the_intervals_straddle_their_thresholds():
+    results = _results(
+        accuracy={"plain": [0.70, 0.75, 0.68], "abn": [0.72, 0.70, 0.74], "lficam": [0.73, 0.71, 0.72]},
+        quality={"abn": [10, 14, 12], "lficam": [13, 11, 12.5], "plain": [5, 5, 5]},
+        iou={"abn": [0.30, 0.60, 0.40, 0.50], "lficam": [0.60, 0.50, 0.55, 0.52]})
+    verdicts = _verdicts(results)
+    assert set(verdicts.values()) == {evidence.INCONCLUSIVE}
+    claim = claims.accuracy_claim(results, "abn")
+    assert claim.n == "3" and claim.decision().startswith(evidence.INCONCLUSIVE)
+
+
+def test_stability_is_partly_reproduced_when_the_gap_is_smaller_than_published():
+    results = _results(
+        accuracy={"plain": [0.7, 0.7], "abn": [0.7, 0.7], "lficam": [0.7, 0.7]},
+        quality={"abn": [10, 10], "lficam": [10, 10], "plain": [10, 10]},
+        iou={"abn": [0.30, 0.31, 0.29, 0.30, 0.31], "lficam": [0.35, 0.36, 0.34, 0.35, 0.36]})
+    assert claims.stability_claim(results).verdict == evidence.PARTLY
+
+
+def test_the_stability_margin_is_half_the_smallest_published_gap():
+    published = tables.published_stability()
+    assert claims.STABILITY_MARGIN == pytest.approx((published["LFI-CAM"].min() - published["ABN"].max()) / 2)
 
 
 # ----------------------------------------------------------------------------------------------- end to end
 
 def test_training_throughput_reports_each_network():
-    table = lficam.training_throughput(MICRO, steps=1, warmup=0)
+    table = training_throughput(MICRO, steps=1, warmup=0)
     assert list(table.network) == ["plain", "abn", "lficam"]
     assert (table.images_per_second > 0).all() and table.overhead.iloc[0] == 0.0
     assert table.input.iloc[0] == "1×32×32" and (table.parameters.iloc[1:] > table.parameters.iloc[0]).all()
 
 
-@pytest.mark.slow
-def test_run_and_claims_on_a_micro_scale(tmp_path, monkeypatch):
+def test_units_and_tables_on_a_tiny_run(tmp_path, monkeypatch):
     monkeypatch.setenv("CAMREPRO_RESULTS", str(tmp_path))
-    results = lficam.run(MICRO)
-    evaluation = results["evaluation"]
-    assert not evaluation.from_cache
+    # the second run must hit the cache whatever else changes in the package meanwhile
+    monkeypatch.setattr(cache, "source_hash", lambda *args: "fixed")
+    p = CHAPTER.params(None, MICRO)
+    results = CHAPTER.run(p)
+    assert list(results) == ["training", "quality", "stability", "throughput"]
+    assert not any(r.from_cache for r in results.values())
     # 3 networks × 2 seeds, plus the lr=0.1 setting of ABN and LFI-CAM (setting 0 is the seed-0 run)
-    assert len(evaluation["runs"]) == 8 and len(evaluation["accuracy"]) == 6
-    quality = evaluation["quality"]
-    assert set(quality.network) == {"plain", "abn", "lficam"}
-    measures = ["AD", "AI", "AG", "deletion", "insertion", "energy_pointing", "box_iou"]
-    assert quality[measures].notna().all().all()
-    stability = evaluation["stability"]
+    assert len(tables.runs(results)) == 8 and len(tables.accuracy(results)) == 6
+    assert tables.accuracy_per_seed(results).shape == (2, 3)
+    quality = tables.quality(results)
+    assert len(quality) == 3 * 2 * 8 and set(quality.image) == {f"test-{i:05d}" for i in range(8)}
+    assert quality[["AD", "AI", "AG", "energy_pointing", "pointing", "mask_iou"]].notna().all().all()
+    assert quality.energy_pointing.between(0, 100).all()
+    per_seed = tables.quality_per_seed(results)
+    assert len(per_seed) == 6 and (per_seed.images == 8).all()
+    assert tables.quality_summary(results).shape[0] == 3
+    stability = tables.stability(results)
     assert set(zip(stability.network, stability.varied)) == {
         ("abn", "hyper-parameters"), ("lficam", "hyper-parameters"), ("abn", "seeds"), ("lficam", "seeds"),
         ("plain", "seeds")}
-    assert stability.mean_iou.between(0, 1).all()
-    examples = evaluation.arrays["examples"]
+    assert stability.iou.between(0, 1).all() and (stability.groupby(["network", "varied"]).size() == 8).all()
+    assert len(tables.stability_pairs(results)) == 5
+    examples = tables.examples(results)
     assert examples["images"].shape == (2, 32, 32) and examples["maps_lficam"].shape == (2, 32, 32)
-    claims = validate_claims(lficam.claims(MICRO), "lficam")
-    assert len(claims) == 4 and set(claims.paper) == {"LFI-CAM"}
-    assert lficam.run(MICRO)["evaluation"].from_cache
+    assert examples["masks"].shape == (2, 32, 32)
+    decided = CHAPTER.claims(p)
+    assert [c.key for c in decided] == ["lficam-accuracy-vs-backbone", "lficam-accuracy-vs-abn",
+                                        "lficam-map-quality", "lficam-stability"]
+    assert all(c.verdict in evidence.VERDICTS for c in decided)
+    assert all(r.from_cache for r in CHAPTER.run(p).values())

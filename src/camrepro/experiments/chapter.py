@@ -105,8 +105,10 @@ class Chapter:
             if unknown:
                 raise ValueError(f"chapter {self.name!r} has no unit(s) {unknown}; its units are {names}")
             units = [u for u in units if u.name in only]
-        return Results({u.name: cache.cached(self.name, u.name, u.params, lambda u=u: u.compute(device),
-                                             device=device) for u in units})
+        # The device is part of every key: float results differ between devices in their last bits, and a
+        # timing measured on a CPU says nothing about a GPU.
+        return Results({u.name: cache.cached(self.name, u.name, {**u.params, "device": str(device)},
+                                             lambda u=u: u.compute(device), device=device) for u in units})
 
     def claims(self, params: Mapping[str, object], device: str = "cpu") -> list[Claim]:
         """The chapter's claims, decided on its (cached) results."""
