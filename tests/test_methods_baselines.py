@@ -371,7 +371,7 @@ def test_deeplift_completeness_is_exact(activation):
     assert net.features[0](net.normalize(x)).max() > 6  # the ReLU6 does saturate on these images
 
 
-def test_plain_captum_deeplift_breaks_completeness_on_relu6_which_is_why_we_extend_it(relu6_net):
+def test_plain_captum_deeplift_breaks_completeness_on_relu6_where_ours_is_exact(relu6_net):
     from captum.attr import DeepLift as CaptumDeepLift
 
     net = relu6_net.eval()
@@ -388,9 +388,8 @@ def test_plain_captum_deeplift_breaks_completeness_on_relu6_which_is_why_we_exte
     assert (plain.detach().sum(dim=(1, 2, 3)) - gap).abs().max() > 0.5
 
 
-def test_deeplift_agrees_with_the_independent_op_by_op_engine(relu6_net):
-    # camrepro.methods.deeplift_rules implements DeepLIFT-Rescale on its own (torch.fx interpreter, float64
-    # secants), for LIFT-CAM's tails; run on the whole network from the pixels, it must give our contributions
+def test_deeplift_is_the_op_by_op_engine_run_from_the_pixels(relu6_net):
+    # pixel DeepLIFT is camrepro.methods.deeplift_rules (LIFT-CAM's engine) on the whole traced network
     from camrepro.methods.deeplift_rules import deeplift as op_by_op
 
     torch.manual_seed(4)
@@ -426,24 +425,49 @@ def test_deeplift_handles_a_nonlinearity_module_used_twice():
     close(attributions.sum(dim=(1, 2, 3)), gap, atol=1e-5)
 
 
+class _Functional(nn.Module):  # a functional ReLU6, a gate (product of two activations), abs, max-pool
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.gate = nn.Sigmoid()
+        self.fc = nn.Linear(4, 2)
+        with torch.no_grad():
+            self.conv.weight.mul_(10)
+
+    def forward(self, x):
+        y = torch.nn.functional.relu6(self.conv(x))
+        y = torch.abs(y - 3.0) * self.gate(y)
+        y = torch.nn.functional.max_pool2d(y, 2)
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+def test_deeplift_rules_cover_functions_products_and_max_pooling():
+    net = _Functional().eval()
+    x = torch.rand(3, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    attributions = methods.get("deeplift")(net).attributions(x, [0, 1, 1])
+    with torch.no_grad():
+        gap = (net(x) - net(torch.zeros_like(x)))[torch.arange(3), [0, 1, 1]]
+    close(attributions.sum(dim=(1, 2, 3)), gap, atol=1e-5)
+
+
 def test_deeplift_refuses_operations_without_a_rule():
-    class Functional(nn.Module):
+    class Softmaxed(nn.Module):
         def __init__(self):
             super().__init__()
             self.conv = nn.Conv2d(3, 2, 1)
 
         def forward(self, x):
-            return torch.relu(self.conv(x)).mean(dim=(2, 3))
+            return torch.softmax(self.conv(x).mean(dim=(2, 3)), dim=1)
 
-    class Gated(nn.Module):  # squeeze-excitation style product of two activations
+    class Quotient(nn.Module):  # a division by an activation
         def __init__(self):
             super().__init__()
-            self.conv = nn.Conv2d(3, 3, 1)
-            self.gate = nn.Sigmoid()
+            self.conv = nn.Conv2d(3, 2, 1)
 
         def forward(self, x):
-            y = self.conv(x)
-            return (y * self.gate(y)).mean(dim=(2, 3))
+            y = self.conv(x).mean(dim=(2, 3))
+            return y / (1.0 + y.abs())
 
     class Scaled(nn.Module):  # products and quotients by constants are linear
         def __init__(self):
@@ -454,16 +478,45 @@ def test_deeplift_refuses_operations_without_a_rule():
         def forward(self, x):
             return (self.act(self.conv(x * 2.0) / 3.0) * 0.5).mean(dim=(2, 3))
 
-    with pytest.raises(ValueError, match="no rule for the function relu"):
-        methods.get("deeplift")(Functional())
-    with pytest.raises(ValueError, match="no rule for the function mul"):
-        methods.get("deeplift")(Gated())
-    with pytest.raises(ValueError, match=r"no rule for the Hardswish module '1\.1'"):
+    with pytest.raises(ValueError, match="deeplift has no rule for the function softmax in Softmaxed"):
+        methods.get("deeplift")(Softmaxed())
+    with pytest.raises(ValueError, match="no rule for the function truediv in Quotient"):
+        methods.get("deeplift")(Quotient())
+    with pytest.raises(ValueError, match=r"no rule for the LayerNorm module '1\.1'"):
         methods.get("deeplift")(
-            nn.Sequential(nn.Identity(), nn.Sequential(nn.Conv2d(3, 2, 1), nn.Hardswish()))
+            nn.Sequential(nn.Identity(), nn.Sequential(nn.Conv2d(3, 2, 1), nn.LayerNorm([2, 4, 4])),
+                          nn.Flatten())
         )
     methods.get("deeplift")(Scaled())
-    methods.get("deeplift")(Functional(), check_rules=False)  # the user's explicit choice
+    # the user's explicit choice: the plain gradient through the operation without a rule
+    method = methods.get("deeplift")(Softmaxed(), check_rules=False)
+    assert method(torch.rand(2, 3, 4, 4), [0, 1]).shape == (2, 4, 4)
+    with pytest.raises(TypeError, match="check_rules must be a bool"):
+        methods.get("deeplift")(Scaled(), check_rules=1)
+
+
+def test_deeplift_names_a_network_that_torch_fx_cannot_trace():
+    class Branching(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            x = x.mean(dim=(2, 3))
+            return self.fc(x) if x.sum() > 0 else -self.fc(x)  # data-dependent control flow
+
+    with pytest.raises(ValueError, match="deeplift cannot run on Branching: torch.fx could not trace"):
+        methods.get("deeplift")(Branching())
+
+
+def test_deeplift_of_a_batch_is_the_deeplift_of_each_image(relu6_net):
+    torch.manual_seed(5)
+    x = torch.rand(4, 3, 5, 5)
+    targets = [0, 1, 1, 0]
+    method = methods.get("deeplift")(relu6_net, reference="blur")
+    batch = method.attributions(x, targets)
+    loop = torch.cat([method.attributions(x[i:i + 1], targets[i]) for i in range(4)])
+    torch.testing.assert_close(batch, loop, atol=1e-6, rtol=1e-5)
 
 
 def test_integrated_gradients_completeness_within_quadrature_error(relu6_net):

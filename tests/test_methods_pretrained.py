@@ -71,3 +71,13 @@ def test_deeplift_completeness_through_relu6_on_the_pretrained_networks(name, re
 
     theirs = op_by_op(net, x, torch.tensor([target]), torch.zeros_like(x)).attributions
     torch.testing.assert_close(contributions, theirs, atol=1e-6, rtol=1e-4)
+
+
+def test_deeplift_of_a_batch_is_the_deeplift_of_each_image_on_mobilenet_v2(mobilenet):
+    x = torch.cat([photo_like(3), photo_like(4)])
+    targets = torch.tensor([3, 500])
+    method = methods.get("deeplift")(mobilenet, reference="blur")
+    batch = method.attributions(x, targets)
+    loop = torch.cat([method.attributions(x[i:i + 1], targets[i:i + 1]) for i in range(2)])
+    torch.testing.assert_close(batch, loop, atol=1e-6, rtol=1e-4)
+    assert method(x, targets).shape == (2, 112, 112)

@@ -81,3 +81,18 @@ def test_a_fmi_is_complete_on_torchvision_tails(networks, arch, layer, size):
     difference = (result.score - result.reference_score).abs()
     # the midpoint rule's error shrinks as 1/steps across ReLU kinks; 64 steps keep it within 5 %
     assert (result.completeness_gap.abs() <= 0.05 * difference + 1e-5).all()
+
+
+def test_deeplift_is_complete_on_resnet18_and_a_batch_is_its_images(networks):
+    # max-pooling, batch-norm, residual additions and in-place ReLUs, from the pixels
+    net = networks["resnet18"]
+    x = photo_like(64, n=3)
+    targets = torch.tensor([1, 7, 3])
+    method = methods.get("deeplift")(net)
+    contributions = method.attributions(x, targets)
+    with torch.no_grad():
+        gap = (net(x) - net(torch.zeros_like(x))).gather(1, targets[:, None]).squeeze(1)
+    scale = float(contributions.abs().flatten(1).sum(1).max())
+    torch.testing.assert_close(contributions.sum(dim=(1, 2, 3)), gap, atol=1e-4 * scale, rtol=0)
+    loop = torch.cat([method.attributions(x[i:i + 1], targets[i:i + 1]) for i in range(3)])
+    torch.testing.assert_close(contributions, loop, atol=1e-6 * scale, rtol=1e-4)

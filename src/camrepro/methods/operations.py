@@ -1,5 +1,5 @@
 """The one table of torch.fx operations: what each operation a traced network can contain is, for every
-consumer of a graph (the DeepLIFT / LRP rules of the tails, the rule check of the captum pixel attributions,
+consumer of a graph (the DeepLIFT / LRP rules of the tails, pixel DeepLIFT on the whole network,
 CAM's GAP + linear check).
 
 :func:`classify` gives an operation that depends on the input of the graph one :class:`Step` kind:

@@ -1,4 +1,5 @@
-"""Pixel attributions through captum: integrated gradients and DeepLIFT (Rescale), as [B, H, W] maps.
+"""Pixel attributions: integrated gradients (through captum) and DeepLIFT (Rescale, through the package's own
+engine :mod:`camrepro.methods.deeplift_rules`), as [B, H, W] maps.
 
 Both explain the whole network from its [0, 1] input (no layer), relative to a reference image (black by
 default; see :mod:`camrepro.methods.references` for the other choices). The attribution of each pixel and
@@ -6,20 +7,23 @@ colour channel is signed; the map of a pixel is the positive part of the sum ove
 ReLU(Σ_c attr_c), the evidence *for* the target class, in the same role as the ReLU of a CAM. The signed
 attributions are available from :meth:`PixelAttribution.attributions`.
 
-DeepLIFT and ReLU6. captum 0.9.0 applies the Rescale rule only to the module types listed in
-``captum.attr._core.deep_lift.SUPPORTED_NON_LINEAR`` (ReLU, ELU, LeakyReLU, Sigmoid, Tanh, Softplus, MaxPool,
-Softmax), matched by exact type; any other module is back-propagated with its plain gradient, silently.
-MobileNetV2 and EfficientNet-Lite use ``nn.ReLU6`` (a subclass of ``nn.Hardtanh``, not of ``nn.ReLU``), so
-plain captum DeepLIFT is a gradient through every saturated ReLU6 and loses completeness
-(Σ attributions = f(x) − f(x′)); the tests show the violation on a three-layer network. captum also keeps a
-module's input on the module itself, so a module called twice per forward pass (EfficientNet-Lite's blocks
-reuse one ReLU6 module) fails. Here DeepLIFT runs captum's driver with captum's Rescale multiplier extended to
-``nn.ReLU6`` and ``nn.Hardtanh`` (element-wise and monotonic, so Δout/Δin is the Rescale multiplier exactly
-as for ReLU) and with hooks that keep one record per call; and :func:`check_rescale_rules` first verifies, by
-tracing the network with ``torch.fx``, that every operation is either affine (convolution, batch
-normalisation in evaluation, average pooling, addition, padding, reshaping, products with constants) or a
-module with a rule. Anything else (a functional ``torch.relu``, a product of two activations as in
-squeeze-excitation) is a ValueError that names it, instead of a wrong result.
+DeepLIFT runs the same op-by-op engine as LIFT-CAM's tails, on the whole network: :func:`plan_network` traces
+the model from its input with ``torch.fx`` (``torch.nn`` modules kept whole, in evaluation mode, as tails are
+traced) and gives every operation that depends on the input its rule from the one operation table
+:mod:`camrepro.methods.operations` — the gradient for affine operations, the Rescale rule for element-wise
+non-linearities (ReLU, ReLU6, PReLU, hard-swish, abs, … as modules, functions or methods, however often a
+module is called), the bounded two-point rule for max-pooling and the exact rule for a product of two
+activations (squeeze-excitation). Every rule sums to delta, so Σ attributions = f_c(x) − f_c(x′) to float
+rounding. Anything else (softmax, layer-norm, a max over a dimension, a division by an activation) is an error
+that names it, instead of a wrong result; so is a network that ``torch.fx`` cannot trace.
+
+Why not captum's DeepLift: captum 0.9.0 applies the Rescale rule only to the module types it lists (ReLU, ELU,
+LeakyReLU, Sigmoid, Tanh, Softplus, MaxPool, Softmax), matched by exact type, and back-propagates any other
+operation with its plain gradient, silently. MobileNetV2 and EfficientNet-Lite use ``nn.ReLU6``, so captum's
+DeepLIFT is a gradient through every saturated ReLU6 there and loses completeness; it also keeps a module's
+input on the module, which fails for a module called twice per forward pass. On networks of ``nn.ReLU`` (and
+the affine operations) both compute the same contributions, which the tests check; captum remains a test
+oracle only.
 """
 
 from __future__ import annotations
@@ -28,19 +32,17 @@ import warnings
 
 import torch
 import torch.fx as fx
-import torch.nn.functional as F
 # captum imports tqdm.auto, which warns "IProgress not found" inside a Jupyter kernel without ipywidgets. No
 # progress bar is ever drawn here, and a warning in a chapter's output fails the book build, so it is silenced
 # for this import only.
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="IProgress not found")
-    from captum.attr import DeepLift as _CaptumDeepLift
     from captum.attr import IntegratedGradients as _CaptumIntegratedGradients
-    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR, nonlinear
 from torch import nn
 
 from camrepro.methods import operations as ops
 from camrepro.methods.base import Explainer, Explanation, inference_scope
+from camrepro.methods.deeplift_rules import TailPlan, check_reproduces, deeplift
 from camrepro.methods.references import (
     DEFAULT_BLUR_SIGMA,
     ReferenceLike,
@@ -50,126 +52,59 @@ from camrepro.methods.references import (
     make_reference,
 )
 from camrepro.methods.score_cam import default_batch_size
+from camrepro.methods.tail import TailError
 from camrepro.methods.validation import TargetsLike, check_positive_int
 from camrepro.tensors import evaluation_mode
 
-# captum's rules plus the clipped-linear units of MobileNetV2 / EfficientNet-Lite and PReLU (element-wise).
-RESCALE_RULES = {**SUPPORTED_NON_LINEAR, nn.ReLU6: nonlinear, nn.Hardtanh: nonlinear, nn.PReLU: nonlinear}
 
+def plan_network(model: nn.Module, what: str = "DeepLIFT", check_rules: bool = True) -> TailPlan:
+    """The DeepLIFT plan of the whole network ``model``, from its input to its logits: its ``torch.fx`` trace
+    (``torch.nn`` modules kept whole, traced in evaluation mode, the branch a method runs) with the rule of
+    every operation that depends on the input (:func:`camrepro.methods.operations.classify`).
 
-
-def check_rescale_rules(model: nn.Module, what: str = "DeepLIFT") -> None:
-    """Raise a ValueError unless every operation of ``model`` that depends on its input is affine (``"linear"``
-    in the operation table :mod:`camrepro.methods.operations`) or is a module with a Rescale rule in
-    :data:`RESCALE_RULES`.
-
-    The network is traced with ``torch.fx`` (``torch.nn`` modules kept whole); a network that cannot be traced
-    is an error too, since nothing could then be verified.
+    A network that ``torch.fx`` cannot trace is a :class:`~camrepro.methods.tail.TailError` naming the
+    problem. An operation without a rule is an :class:`~camrepro.methods.operations.UnsupportedTailOperation`
+    naming it; with ``check_rules=False`` it is back-propagated with its plain gradient instead (the user's
+    explicit choice: completeness may then fail).
     """
     try:
-        with evaluation_mode(model):  # the branch a method runs (it runs the model in eval mode)
-            graph = fx.Tracer().trace(model)
+        with evaluation_mode(model):
+            tracer = fx.Tracer()
+            graph = tracer.trace(model)
     except Exception as exc:  # fx raises many types for untraceable Python control flow
-        raise ValueError(
-            f"{what} cannot verify that every operation of {type(model).__name__} has a DeepLIFT rule: "
-            f"torch.fx could not trace it ({type(exc).__name__}: {exc}). Pass check_rules=False to run "
-            "DeepLIFT anyway (a non-linearity without a rule then gets its plain gradient)"
+        raise TailError(
+            f"{what} cannot run on {type(model).__name__}: torch.fx could not trace the network from its "
+            f"input ({type(exc).__name__}: {exc}); the DeepLIFT rules need its graph to see every operation. "
+            "Write the forward pass without data-dependent Python control flow"
         ) from exc
-    depends = ops.dependent_nodes(graph)
-    for node in graph.nodes:
+    network = fx.GraphModule(tracer.root, graph, class_name=f"Traced{type(model).__name__}")
+    try:
+        depends = ops.dependent_nodes(network.graph)
+    except TailError as exc:
+        raise TailError(f"{what} explains a network of one input tensor; {type(model).__name__} "
+                        f"takes {sum(n.op == 'placeholder' for n in network.graph.nodes)}") from exc
+    steps: dict[fx.Node, ops.Step] = {}
+    for node in network.graph.nodes:
         if node not in depends or node.op in ("placeholder", "output"):
             continue
-        # captum hooks modules only: a module needs its own rule; everything else must be linear (the gradient)
-        if node.op == "call_module" and type(model.get_submodule(node.target)) in RESCALE_RULES:
-            continue
         try:
-            if ops.classify(node, model, depends).kind == "linear":
-                continue
-        except ops.UnsupportedTailOperation:
-            pass
-        raise ValueError(
-            f"{what} has no rule for {ops.name_operation(node, model)} in {type(model).__name__} "
-            f"(node {node.name!r}): it is neither affine nor a non-linearity with a Rescale rule "
-            f"({', '.join(sorted(t.__name__ for t in RESCALE_RULES))}), so its contributions would be plain "
-            "gradients and completeness would fail. Use nn modules for non-linearities"
-        )
-
-
-class _Call:
-    """One call of a non-linear module: its input and output (the image and reference halves together) and the
-    gradient that reached its output."""
-
-    __slots__ = ("input", "output", "grad_output")
-
-    def __init__(self, inputs: torch.Tensor):
-        self.input = inputs
-        self.output: torch.Tensor | None = None
-        self.grad_output: torch.Tensor | None = None
-
-
-class _RescaleDeepLift(_CaptumDeepLift):
-    """captum's DeepLift with the rule table :data:`RESCALE_RULES` and hooks that keep one record per call.
-
-    captum keeps a module's input and output as attributes of the module, so a module used twice per forward
-    pass (EfficientNet-Lite's blocks apply one ReLU6 module after the expansion and after the depthwise
-    convolution) fails in the backward pass. Here each call gets its own :class:`_Call` record, closed over by
-    the gradient hooks of that call's tensors; nothing stays on the user's modules. The input hook sits on a
-    copy of the input that only the module reads, so it sees the module's own gradient even when the input
-    also feeds another branch. The multiplier itself is captum's rule (``nonlinear``: Δout/Δin where
-    |Δin| ≥ eps, the gradient elsewhere).
-    """
-
-    def _is_non_linear(self, module: nn.Module) -> bool:
-        return type(module) in RESCALE_RULES
-
-    def _can_register_hook(self, module: nn.Module) -> bool:
-        # captum also skips a module that already has a backward hook, which would silently fall back to its
-        # gradient; our hooks are forward and tensor hooks and coexist with the user's
-        return self._is_non_linear(module)
-
-    def _register_hooks(self, module: nn.Module, attribute_to_layer_input: bool = True) -> None:
-        if not self._can_register_hook(module):
-            return
-        rule = RESCALE_RULES[type(module)]
-        eps = self.eps
-        current: list[_Call] = []
-
-        def pre_hook(mod: nn.Module, args: tuple) -> tuple:
-            if len(args) != 1 or not isinstance(args[0], torch.Tensor):
-                raise ValueError(f"DeepLIFT: the {type(mod).__name__} module must take one tensor input")
-            record = _Call(args[0].detach().clone())
-            own_input = args[0].clone()
-
-            def input_grad_hook(grad: torch.Tensor) -> torch.Tensor | None:
-                if record.grad_output is None or record.output is None:
-                    return None
-                mod.input = record.input  # captum's max-pool rule reads it from the module
-                try:
-                    return rule(mod, record.input, record.output, grad, record.grad_output, eps=eps)
-                finally:
-                    del mod.input
-
-            if own_input.requires_grad:
-                own_input.register_hook(input_grad_hook)
-            current.append(record)
-            return (own_input,)
-
-        def forward_hook(mod: nn.Module, args: tuple, output: torch.Tensor) -> None:
-            record = current.pop()
-            record.output = output.detach().clone()
-
-            def output_grad_hook(grad: torch.Tensor) -> None:
-                record.grad_output = grad
-
-            if output.requires_grad:
-                output.register_hook(output_grad_hook)
-
-        self.forward_handles.append(module.register_forward_pre_hook(pre_hook))
-        self.forward_handles.append(module.register_forward_hook(forward_hook))
+            steps[node] = ops.classify(node, network, depends)
+        except ops.UnsupportedTailOperation as exc:
+            if check_rules:
+                raise ops.UnsupportedTailOperation(
+                    f"{what} has no rule for {ops.name_operation(node, network)} in {type(model).__name__} "
+                    f"(node {node.name!r}: {node.format_node()}). Rules exist for affine operations "
+                    "(convolution, linear, batch-norm and dropout in eval mode, average pooling, addition, "
+                    "scaling by constants, reshapes), element-wise activations, max-pooling and products of "
+                    "two activations; pass check_rules=False to back-propagate the plain gradient through it "
+                    "(completeness then fails)"
+                ) from exc
+            steps[node] = ops.Step("linear", False, ops.describe(node, network))
+    return TailPlan(network, steps)
 
 
 class PixelAttribution(Explainer):
-    """Base of the captum-backed pixel attributions: reference handling, targets, the [B, H, W] map.
+    """Base of the pixel attributions: reference handling, targets, the [B, H, W] map.
 
     Input range: ``check_range=False`` explains a model that takes another input range, with the references
     that do not depend on it (``"zeros"``, the zero of the model's input, and ``"mean"``); ``"blur"``,
@@ -210,26 +145,24 @@ class PixelAttribution(Explainer):
     def _signed_attributions(
         self, images: torch.Tensor, targets: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if targets is None:
-            with torch.no_grad():
-                targets = self._resolve_targets(None, self._forward(images))
-        else:
-            with torch.no_grad():
+        with torch.no_grad():
+            if targets is None:
+                logits = self._forward(images)
+                targets = self._resolve_targets(None, logits)
+            else:
                 # the range check needs the number of classes; one forward of a single image gives it
-                self._resolve_targets(targets, self._forward(images[:1]))
+                logits = self._forward(images[:1])
+                self._resolve_targets(targets, logits)
         reference = make_reference(
             images, self.reference, blur_sigma=self.blur_sigma, noise_seed=self.noise_seed
         )
-        inputs = images.detach().clone().requires_grad_(True)
-        with warnings.catch_warnings():
-            # captum announces that it hooks the non-linearities (they are removed in its finally clause)
-            warnings.filterwarnings("ignore", message="Setting forward, backward hooks", category=UserWarning)
-            attributions = self._attribute(inputs, reference, targets).detach()
+        attributions = self._attribute(images.detach(), reference, targets, logits).detach()
         return attributions, targets
 
     def _attribute(
-        self, inputs: torch.Tensor, reference: torch.Tensor, targets: torch.Tensor
+        self, inputs: torch.Tensor, reference: torch.Tensor, targets: torch.Tensor, logits: torch.Tensor
     ) -> torch.Tensor:
+        """The signed attributions; ``logits``: the model's logits of the first ``len(logits)`` images."""
         raise NotImplementedError
 
 
@@ -289,10 +222,10 @@ class IntegratedGradients(PixelAttribution):
             else check_positive_int(internal_batch_size, "internal_batch_size")
         )
 
-    def _attribute(self, inputs, reference, targets):
+    def _attribute(self, inputs, reference, targets, logits):
         captum_ig = _CaptumIntegratedGradients(self.model)
         return captum_ig.attribute(
-            inputs,
+            inputs.clone().requires_grad_(True),
             baselines=reference,
             target=targets,
             n_steps=self.steps,
@@ -304,16 +237,19 @@ class IntegratedGradients(PixelAttribution):
 
 
 class DeepLift(PixelAttribution):
-    """DeepLIFT with the Rescale rule, from the reference image, through captum (extended to ReLU6).
+    """DeepLIFT with the Rescale rule, from the reference image, through the package's own op-by-op engine.
 
     Paper: A. Shrikumar, P. Greenside, A. Kundaje, "Learning Important Features Through Propagating Activation
     Differences", ICML 2017: contributions C_{Δx_i Δt} with summation-to-delta Σ_i C = t − t′ (Eq. 1),
     multipliers m = C/Δx chained through the network (Eq. 3), and the rules of Sec. 3.5: the linear rule,
     and the Rescale rule m = Δy/Δx for element-wise non-linearities. t is the target logit; x′ the reference
-    (``reference="zeros"``: a black image).
+    (``reference="zeros"``: a black image). Contributions (x − x′) ⊙ m.
 
-    Before running, :func:`check_rescale_rules` verifies that every operation of the network is affine or
-    has a Rescale rule (``check_rules=False`` skips it). Map: ReLU(Σ_colour contribution) per pixel.
+    The network is traced from its input with ``torch.fx`` once, at construction (:func:`plan_network`), and
+    every operation on the input's path gets its rule from :mod:`camrepro.methods.deeplift_rules`, the engine
+    of LIFT-CAM's tails; an operation without a rule is an error that names it (``check_rules=False``
+    back-propagates its plain gradient instead), and so is a network that cannot be traced. Map:
+    ReLU(Σ_colour contribution) per pixel.
 
     Cost: one forward and one backward pass of the images and the references together (a batch of 2B), plus
     one forward pass of the images when ``targets`` is None, or of one image to check the targets' range when
@@ -325,8 +261,13 @@ class DeepLift(PixelAttribution):
         >>> contributions = dl.attributions(images, targets)   # sums to f(x) − f(x′) per image
 
     Deviations from the paper: the Rescale rule is used everywhere (the paper's RevealCancel rule is not
-    implemented by captum); the rule table is captum's extended to ReLU6/Hardtanh (see the module docstring).
-    Max-pooling uses captum's rule.
+    implemented). The Rescale multiplier is computed in float64 and falls back to the derivative at the
+    midpoint for input differences below 1e-7 (relative; captum: below ``eps`` = 1e-10, absolute; ``eps`` is
+    still accepted, and unused). Max-pooling, which
+    the paper gives no rule for, gets the bounded two-point rule of :mod:`camrepro.methods.deeplift_rules`
+    (captum divides by Δx at the two positions); a product of two activations gets the exact rule
+    m_u = (v + v′)/2, m_v = (u + u′)/2. On networks of ``nn.ReLU`` and affine operations the contributions are
+    captum's DeepLift's.
     """
 
     name = "deeplift"
@@ -349,11 +290,14 @@ class DeepLift(PixelAttribution):
                          check_range=check_range)
         if not isinstance(check_rules, bool):
             raise TypeError(f"check_rules must be a bool, got {type(check_rules).__name__}")
-        if check_rules:
-            check_rescale_rules(model, "deeplift")
+        self.check_rules = check_rules
+        # kept for compatibility: the engine's Rescale multiplier switches to the derivative by its own
+        # relative tolerance (camrepro.methods.deeplift_rules.SECANT_TOLERANCE)
         self.eps = float(eps)
+        self.plan = plan_network(self.model, "deeplift", check_rules)
 
-    def _attribute(self, inputs, reference, targets):
-        return _RescaleDeepLift(self.model, eps=self.eps).attribute(
-            inputs, baselines=reference, target=targets
-        )
+    def _attribute(self, inputs, reference, targets, logits):
+        result = deeplift(self.plan, inputs, targets.to(inputs.device), reference)
+        # the traced graph must compute what the model computes (a forward with Python side effects may not)
+        check_reproduces(result.logits[: len(logits)], logits, self.name)
+        return result.attributions
