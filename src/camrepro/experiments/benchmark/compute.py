@@ -21,13 +21,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from camrepro import methods, metrics, models
+from camrepro import metrics, models
 from camrepro.experiments.chapter import Unit
 from camrepro.experiments.kit import grids as kit_grids
 from camrepro.experiments.kit import images as kit_images
 from camrepro.experiments.kit import metric_tables, predictions, timing
-from camrepro.experiments.kit.maps import MapStore
-from camrepro.methods.base import Explainer
+from camrepro.experiments.kit.maps import MapStore, build
 
 FAITHFULNESS_COLUMNS = ["model", "method", "image", "p", "o", "AD", "AI", "AG", "all_zero"]
 INSERTION_COLUMNS = ["model", "method", "image", "insertion", "deletion"]
@@ -35,12 +34,6 @@ GRID_COLUMNS = ["model", "method", "grid", "quadrant", "hit", "energy"]
 RANDOMISATION_COLUMNS = ["model", "method", "image", "rank_correlation", "all_zero_trained",
                          "all_zero_random"]
 TIMING_COLUMNS = ["model", "method", "batch", "round", "call", "seconds", "load"]
-
-
-def build(name: str, net: nn.Module, layer: str, options: Mapping[str, object] | None = None) -> Explainer:
-    """Method ``name`` on ``net``, at ``layer`` when it explains a layer, with ``options``."""
-    cls = methods.get(name)
-    return cls(net, layer if cls.needs_layer else None, **dict(options or {}))
 
 
 def photos_of(params: Mapping[str, object], name: str) -> int:

@@ -129,6 +129,22 @@ class MapStore:
                           computed=len(missing))
 
 
+def build(name: str, net: torch.nn.Module, layer: str | None, options: Mapping[str, object] | None = None
+          ) -> Explainer:
+    """The registered method ``name`` on ``net`` with ``options``, at ``layer`` when the method explains a layer
+    (pixel attributions take none)."""
+    from camrepro import methods
+
+    cls = methods.get(name)
+    return cls(net, layer if cls.needs_layer else None, **dict(options or {}))
+
+
+def store_for(name: str, net: torch.nn.Module, model: str, layer: str | None,
+              options: Mapping[str, object] | None = None) -> MapStore:
+    """A :class:`MapStore` of method ``name`` with ``options`` on ``net`` (called ``model``) at ``layer``."""
+    return MapStore(build(name, net, layer, options), model, name, options)
+
+
 def computation_counts(root: Path | None = None) -> dict[str, int]:
     """How many times each map key was computed since the log was last cleared (1 everywhere: no map was
     computed twice)."""
