@@ -507,9 +507,10 @@ def run_all(profile: str, chapters: Sequence[str] | None = None, *, device: str 
         from camrepro.experiments.kit import maps
 
         maps.start_build()
-    budgets = profile_params.get("budgets") or {}
+    from camrepro.experiments import registry
+
     for index, (name, parameters) in enumerate(plan.items(), start=1):
-        budget = budgets.get(name)
+        budget = registry.get(name).budgets.get(profile) if name in registry.CHAPTERS else None
         print(f"[{index}/{len(plan)}] {name}: started at profile {profile!r}"
               + (f" (budget {budget:.0f} s)" if budget else ""), flush=True)
         started, t0 = provenance.now(), time.perf_counter()
