@@ -166,8 +166,30 @@ class CompositeTail(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class Elementwise(nn.Module):
+    """An element-wise function written as a function or a tensor method (``abs``), for :class:`ConvTail`."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+def _prelu() -> nn.PReLU:
+    prelu = nn.PReLU(8)
+    with torch.no_grad():
+        prelu.weight.copy_(torch.linspace(-0.5, 0.5, 8))
+    return prelu
+
+
 TAILS = {
     "linear": LinearTail,
+    "prelu": lambda: ConvTail(_prelu()),
+    "abs": lambda: ConvTail(Elementwise(torch.abs)),
+    "abs-method": lambda: ConvTail(Elementwise(lambda x: x.abs() - 1.0)),
+    "functional-prelu": lambda: ConvTail(Elementwise(lambda x: F.prelu(x, torch.tensor([0.25])))),
     "relu": lambda: ConvTail(nn.ReLU()),
     "relu6": lambda: ConvTail(nn.ReLU6(inplace=True)),
     "relu+maxpool": lambda: ConvTail(nn.ReLU(inplace=True), max_pool=True),
@@ -300,6 +322,20 @@ def test_a_tail_with_an_unsupported_operation_is_a_clear_error(tail, name):
         plan_tail(tail)
 
 
+def test_prelu_and_abs_get_the_rescale_rule_not_the_gradient():
+    # a gradient × input "contribution" misses completeness for |x|; the Rescale rule keeps it
+    torch.manual_seed(0)
+    for tail in (TAILS["prelu"](), TAILS["abs"]()):
+        plan = plan_tail(tail)
+        assert "elementwise" in [kind for _, kind in plan.describe()]
+        acts = torch.randn(2, 6, 4, 4) * 2
+        targets = torch.tensor([0, 2])
+        result = deeplift(plan, acts, targets)
+        with torch.no_grad():
+            expected = (tail(acts) - tail(torch.zeros_like(acts))).gather(1, targets[:, None]).squeeze(1)
+        torch.testing.assert_close(result.coefficients.sum(1), expected, atol=1e-4, rtol=1e-4)
+
+
 def test_batch_norm_in_training_mode_is_refused():
     tail = ConvTail(nn.ReLU()).train()
     with pytest.raises(UnsupportedTailOperation, match="training mode"):
@@ -415,91 +451,3 @@ def test_mobilenet_v2_nonlinear_tail_completeness():
     expected = (logits - zero).gather(1, result.targets[:, None]).squeeze(1)
     torch.testing.assert_close(result.coefficients.sum(1), expected, atol=1e-4, rtol=1e-5)
     assert result.targets.tolist() == logits.argmax(1).tolist()
-
-
-# ------------------------------------------------------------------------------------ the chapter's helpers
-def test_chapter_verdict_rules_known_answers():
-    import pandas as pd
-
-    from camrepro.experiments import liftcam as chapter
-
-    assert chapter.outcome(1.0, 0.2) == "better"
-    assert chapter.outcome(-1.0, 0.2) == "worse"
-    assert chapter.outcome(0.3, 0.2) == "tie"
-    assert chapter.outcome(0.5, 0.2, resolution=0.2) == "tie"          # within 2·SE + the SHAP error floor
-    assert chapter.outcome(0.3, float("nan")) == "untested"
-    assert chapter.outcome(1e-8, 1e-10) == "tie"                        # float rounding is not a result
-    series = pd.Series
-    assert chapter.verdict(series(["better", "tie", "tie"])) == "reproduced"
-    assert chapter.verdict(series(["tie", "tie"])) == "partly reproduced"
-    assert chapter.verdict(series(["better", "better", "better", "worse"])) == "partly reproduced"
-    assert chapter.verdict(series(["better", "worse", "worse"])) == "not reproduced"
-    assert chapter.verdict(series(["untested"])) == "not testable here"
-    # per-image differences (1, 0, 2): mean 1, standard error std/√3 = 1/√3
-    values = pd.DataFrame({"method": ["lift-cam"] * 3 + ["grad-cam"] * 3, "image": [1, 2, 3] * 2,
-                           "value": [1.0, 2.0, 3.0, 0.0, 2.0, 1.0]})
-    cmp = chapter.compare_paired(values, "lift-cam", "grad-cam", higher_is_better=True)
-    assert cmp["difference"] == pytest.approx(1.0) and cmp["stderr"] == pytest.approx(1 / 3 ** 0.5)
-    lower = chapter.compare_paired(values, "lift-cam", "grad-cam", higher_is_better=False)
-    assert lower["difference"] == -1.0
-
-
-def test_chapter_parameters_are_checked():
-    from camrepro.experiments import liftcam as chapter
-
-    params = {"models": ["vgg16", "resnet50"], "layers": ["last", "nonlinear"],
-              "methods": ["lift-cam", "grad-cam"], "photo_source": "ai-benchmark", "image_size": 224,
-              "n_images": 4, "seed": 0, "shap_images": 2, "shap_permutations": 8, "insertion_steps": 8,
-              "n_grids": 1, "max_images": {}, "max_grid_maps": {}, "method_options": {}, "timing_images": 1,
-              "timing_repeats": 1, "chunk": 4, "n_examples": 1}
-    chapter.check_params(params)
-    # VGG16's last layer is also its non-linear-tail layer: run once
-    expected = [("vgg16", "last"), ("resnet50", "last"), ("resnet50", "nonlinear")]
-    assert chapter.configurations(params) == expected
-    with pytest.raises(ValueError, match="lack"):
-        chapter.check_params({k: v for k, v in params.items() if k != "shap_images"})
-    with pytest.raises(ValueError, match="unknown models"):
-        chapter.check_params(params | {"models": ["alexnet"]})
-    with pytest.raises(ValueError, match="unknown layer kinds"):
-        chapter.check_params(params | {"layers": ["linear"]})
-    with pytest.raises(ValueError, match="list it in 'methods'"):
-        chapter.check_params(params | {"methods": ["grad-cam"]})
-    with pytest.raises(ValueError, match="imagenet_root"):
-        chapter.check_params(params | {"photo_source": "imagenet-val"})
-    with pytest.raises(ValueError, match="shap_images must not exceed"):
-        chapter.check_params(params | {"shap_images": 5})
-
-
-def test_chapter_counts_network_passes_and_flops():
-    from camrepro.experiments import liftcam as chapter
-
-    net = make_linear_tail_net().eval()
-    x = torch.rand(2, 3, 8, 8)
-    targets = torch.tensor([0, 1])
-    for name in ("lift-cam", "grad-cam"):
-        method = methods.get(name)(net, LAYER)
-        with chapter.count_network_passes(net) as counted:
-            maps, weights, seconds = chapter.explain_with_weights(method, x, targets, chunk=1)
-        assert counted["rows"] == 2                                   # one network pass per image
-        torch.testing.assert_close(maps, method(x, targets))
-        torch.testing.assert_close(weights, method.weights(x, targets))
-        assert seconds > 0
-    # forward: conv 48 outputs × 12 multiply-adds = 1152 FLOPs, linear 3 → 4: 24 FLOPs. Grad-CAM adds the
-    # gradient through the linear layer to the pooled activations (24 FLOPs) and the weighted sum of the 3
-    # maps of 4 × 4 (2 · 3 · 16 = 96 FLOPs): 1296 / 1176
-    grad_cam = methods.get("grad-cam")(net, LAYER)
-    assert chapter.forward_equivalents(grad_cam, net, x[:1], targets[:1]) == pytest.approx(1296 / 1176)
-
-
-def test_batch_one_timing_interleaves_the_functions_and_repeats_rounds():
-    from camrepro.experiments import liftcam as chapter
-
-    calls = []
-
-    def record(name):
-        return lambda image, target: calls.append((name, int(target)))
-
-    seconds = chapter.batch_one_seconds({"a": record("a"), "b": record("b")}, torch.zeros(2, 3, 4, 4),
-                                        torch.tensor([0, 1]), repeats=2)
-    assert calls == [("a", 0), ("a", 1), ("b", 0), ("b", 1)] * 2
-    assert set(seconds) == {"a", "b"} and all(s >= 0 for s in seconds.values())

@@ -42,6 +42,17 @@ class Unit:
     per_image: bool = False
 
 
+def cached_unit(chapter: str, name: str, params: Mapping[str, object],
+                compute: Callable[[str], Mapping[str, object]], device: str) -> cache.Result:
+    """One unit's result through the cache: what :meth:`Chapter.run` does for each unit, and what a unit that
+    needs another unit's result calls to read it (with the same key, so it is never computed twice).
+
+    The device is part of every key: float results differ between devices in their last bits, and a timing
+    measured on a CPU says nothing about a GPU.
+    """
+    return cache.cached(chapter, name, {**params, "device": str(device)}, lambda: compute(device), device=device)
+
+
 class Results(Mapping[str, cache.Result]):
     """The cached results of a chapter's units, by unit name, in the order they were declared."""
 
@@ -105,10 +116,7 @@ class Chapter:
             if unknown:
                 raise ValueError(f"chapter {self.name!r} has no unit(s) {unknown}; its units are {names}")
             units = [u for u in units if u.name in only]
-        # The device is part of every key: float results differ between devices in their last bits, and a
-        # timing measured on a CPU says nothing about a GPU.
-        return Results({u.name: cache.cached(self.name, u.name, {**u.params, "device": str(device)},
-                                             lambda u=u: u.compute(device), device=device) for u in units})
+        return Results({u.name: cached_unit(self.name, u.name, u.params, u.compute, device) for u in units})
 
     def claims(self, params: Mapping[str, object], device: str = "cpu") -> list[Claim]:
         """The chapter's claims, decided on its (cached) results."""

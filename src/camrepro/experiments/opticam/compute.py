@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from camrepro import cache, models
-from camrepro.experiments.chapter import Unit
+from camrepro.experiments.chapter import Unit, cached_unit
 from camrepro.experiments.kit import images as image_kit
 from camrepro.experiments.kit import metric_tables, timing
 from camrepro.experiments.kit.maps import MapStore, image_digest
@@ -160,8 +160,8 @@ def _faithfulness_params(params: Mapping[str, object], model_name: str) -> dict[
 
 def main_result(params: Mapping[str, object], model_name: str, device: str) -> cache.Result:
     """The ``faithfulness-<model>`` unit's result (from the cache when the chapter computed it already)."""
-    return cache.cached(CHAPTER, f"faithfulness-{model_name}", _faithfulness_params(params, model_name),
-                        lambda: faithfulness(model_name, params, device), device=device)
+    return cached_unit(CHAPTER, f"faithfulness-{model_name}", _faithfulness_params(params, model_name),
+                       lambda dev: faithfulness(model_name, params, dev), device)
 
 
 def _main_snapshot(params: Mapping[str, object]) -> bool:
