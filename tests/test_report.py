@@ -113,3 +113,9 @@ def test_claims_table_for_a_chapter_page():
     table = report.claims_table([make_claim("a")])
     assert list(table.columns) == ["claim", "published", "source", "ours", "n", "verdict", "rule"]
     assert table.loc[0, "verdict"] == "reproduced" and table.loc[0, "n"] == "12"
+
+
+def test_forest_plot_html_is_an_inline_png():
+    page = report.forest_plot_html([make_claim("a")], title="Opti-CAM")
+    assert page.startswith('<img class="report-forest" alt="forest plot of the Opti-CAM')
+    assert 'src="data:image/png;base64,iVBOR' in page

@@ -129,6 +129,23 @@ def paper_section_html(paper: Paper, claims: Sequence[Claim], in_book: bool) -> 
             f'<table class="report-claims"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
+def forest_plot_html(claims: Sequence[Claim], title: str = "") -> str:
+    """:func:`forest_plot` as an ``<img>`` with the PNG inline, so the report page can paste it from the report
+    notebook (and a downloaded copy of the book needs no separate image file)."""
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+
+    figure = forest_plot(claims, title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    alt = html.escape(f"forest plot of the {title or 'claims'}: effects and 95 % intervals against thresholds")
+    return f'<img class="report-forest" alt="{alt}" src="data:image/png;base64,{data}" style="max-width:100%">'
+
+
 def forest_plot(claims: Sequence[Claim], title: str = ""):
     """A forest plot: one panel per claim, one row per condition — its effect and 95 % interval, coloured by
     outcome, against the rule's threshold (dashed). Each panel has its own axis, since claims measure
