@@ -130,8 +130,12 @@ def test_map_store_computes_each_map_once_and_a_second_user_reads_it(tmp_path, l
     torch.testing.assert_close(second.maps, first.maps[1:])
     # a new image, a new target or new options: computed
     assert other.get(x[:1], torch.tensor([3])).computed == 1
+    # the same image under other options is another map, counted apart
+    other_options = kit_maps.MapStore(methods.get("grad-cam")(net, layer="features"), "tiny", "grad-cam",
+                                      {"note": "other"}, root=tmp_path, code=CODE)
+    assert other_options.get(x[:1], targets[:1]).computed == 1
     counts = kit_maps.computation_counts(tmp_path)
-    assert len(counts) == 4 and set(counts.values()) == {1}
+    assert len(counts) == 5 and set(counts.values()) == {1}
     assert not list(tmp_path.rglob(".tmp-*"))
 
 

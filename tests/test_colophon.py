@@ -59,10 +59,12 @@ def test_result_manifests_skips_unfinished(tmp_path):
 
 def test_map_store_summary_counts_computations_per_method(tmp_path):
     (tmp_path / "computations.log").write_text(
-        "mobilenet_v2/features.18/grad-cam/k1\nmobilenet_v2/features.18/grad-cam/k2\n"
-        "mobilenet_v2/features.18/grad-cam/k1\nmobilenet_v2/input/deeplift/k3\n")
+        "mobilenet_v2/features.18/grad-cam-aa11/k1\nmobilenet_v2/features.18/grad-cam-aa11/k2\n"
+        "mobilenet_v2/features.18/grad-cam-aa11/k1\nmobilenet_v2/input/deeplift-bb22/k3\n"
+        "mobilenet_v2/input/deeplift-cc33/k3\n")
     table = colophon.map_store_summary(tmp_path)
     grad = table[table["method"] == "grad-cam"].iloc[0]
     assert (grad["maps computed"], grad["distinct maps"], grad["computed more than once"]) == (3, 2, 1)
-    assert table[table["method"] == "deeplift"]["layer"].tolist() == ["input"]
+    deeplift = table[table["method"] == "deeplift"].iloc[0]     # one image under two option sets: two maps
+    assert (deeplift["layer"], deeplift["distinct maps"], deeplift["computed more than once"]) == ("input", 2, 0)
     assert colophon.map_store_summary(tmp_path / "nothing").empty

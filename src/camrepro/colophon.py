@@ -103,7 +103,8 @@ def map_store_summary(root: Path | str | None = None) -> pd.DataFrame:
     counts = maps.computation_counts(Path(root) if root is not None else None)
     rows: dict[tuple[str, str, str], list[int]] = {}
     for key, n in counts.items():
-        model, layer, method, _ = key.split("/", 3)
+        model, layer, folder, _ = key.split("/", 3)
+        method = folder.rsplit("-", 1)[0]   # the folder is <method>-<options hash>
         rows.setdefault((model, layer, method), []).append(n)
     table = [{"model": m, "layer": la, "method": me, "maps computed": sum(ns), "distinct maps": len(ns),
               "computed more than once": sum(1 for n in ns if n > 1)} for (m, la, me), ns in sorted(rows.items())]

@@ -96,7 +96,7 @@ class MapStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         with open(self.root / LOG, "a") as log:   # one line per computation
-            log.write(f"{self.model}/{self.layer}/{self.method}/{path.stem}\n")
+            log.write(f"{self.model}/{self.layer}/{self.folder.name}/{path.stem}\n")
 
     def get(self, images: torch.Tensor, targets: torch.Tensor | Sequence[int], *, chunk: int = 8,
             weights: bool = False) -> StoredMaps:
@@ -146,8 +146,8 @@ def store_for(name: str, net: torch.nn.Module, model: str, layer: str | None,
 
 
 def computation_counts(root: Path | None = None) -> dict[str, int]:
-    """How many times each map key was computed since the log was last cleared (1 everywhere: no map was
-    computed twice)."""
+    """How many times each map was computed since the log was last cleared, by
+    ``<model>/<layer>/<method>-<options hash>/<key>`` (1 everywhere: no map was computed twice)."""
     log = (root or store_root()) / LOG
     counts: dict[str, int] = {}
     if log.is_file():
