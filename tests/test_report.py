@@ -87,7 +87,7 @@ def test_claims_tested_by_another_chapter_are_shown_and_text_is_escaped():
     claim = make_claim("x", chapter="benchmark", text="a < b & c")
     section = report.paper_section_html(report.PAPERS[3], [claim], in_book=False)
     assert section.startswith('<p class="report-partial">The opticam chapter is not part of this build')
-    assert "<td>benchmark</td>" in section and "a &lt; b &amp; c" in section
+    assert "<em>Chapter:</em> benchmark</small>" in section and "a &lt; b &amp; c" in section
 
 
 def test_inconclusive_claims_say_what_n_would_decide_them_in_the_report():

@@ -112,16 +112,16 @@ def paper_section_html(paper: Paper, claims: Sequence[Claim], in_book: bool) -> 
                              f"{paper.name}")
         return (f'<p class="report-missing">The {chapter} chapter is not part of this build, so no claim of '
                 f"{html.escape(paper.name)} is assessed here.</p>")
-    head = "".join(f"<th>{h}</th>" for h in ("claim", "published", "ours: effect [95 % interval], n",
-                                            "verdict", "rule", "chapter"))
+    # four columns, so that a 1280-pixel page shows them unclipped: the rule and the chapter go under the claim
+    head = "".join(f"<th>{h}</th>" for h in ("claim (rule; chapter)", "published",
+                                            "ours: effect [95 % interval], n", "verdict"))
     body = "".join(
         "<tr>"
-        f"<td>{html.escape(c.text)}</td>"
-        f"<td>{html.escape(c.published)}<br><small>{html.escape(c.source)}</small></td>"
-        f"<td>{_ours_html(c)}</td>"
-        f'<td class="verdict">{html.escape(c.decision())}</td>'
-        f"<td><small>{html.escape(c.rule)}</small></td>"
-        f"<td>{html.escape(c.chapter)}</td>"
+        f'<td style="min-width:14em">{html.escape(c.text)}<br><small><em>Rule:</em> {html.escape(c.rule)} '
+        f"<em>Chapter:</em> {html.escape(c.chapter)}</small></td>"
+        f'<td style="min-width:10em">{html.escape(c.published)}<br><small>{html.escape(c.source)}</small></td>'
+        f'<td style="min-width:18em"><small>{_ours_html(c)}</small></td>'
+        f'<td class="verdict" style="min-width:8em">{html.escape(c.decision())}</td>'
         "</tr>" for c in rows)
     note = "" if in_book else (f'<p class="report-partial">The {chapter} chapter is not part of this build; '
                                "the claims below were tested by other chapters.</p>\n")
