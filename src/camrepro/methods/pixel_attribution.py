@@ -28,6 +28,7 @@ oracle only.
 
 from __future__ import annotations
 
+import abc
 import warnings
 
 import torch
@@ -159,11 +160,11 @@ class PixelAttribution(Explainer):
         attributions = self._attribute(images.detach(), reference, targets, logits).detach()
         return attributions, targets
 
+    @abc.abstractmethod
     def _attribute(
         self, inputs: torch.Tensor, reference: torch.Tensor, targets: torch.Tensor, logits: torch.Tensor
     ) -> torch.Tensor:
         """The signed attributions; ``logits``: the model's logits of the first ``len(logits)`` images."""
-        raise NotImplementedError
 
 
 class IntegratedGradients(PixelAttribution):
