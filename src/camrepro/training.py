@@ -30,7 +30,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -48,6 +47,7 @@ from camrepro.models.abn import ABNNet
 from camrepro.models.attention_output import logits_of
 from camrepro.models.lficam import LFICAMNet
 from camrepro.models.resnet_cifar import CifarResNet, ResNetConfig
+from camrepro.progress import progress, progress_enabled
 
 SCHEDULES = ("step", "cosine", "constant")
 AUGMENTATIONS = ("none", "crop-flip")
@@ -346,9 +346,7 @@ def _fingerprint(model: nn.Module, config: TrainConfig, data: Data) -> str:
 
 
 def _progress_enabled(progress: bool | None) -> bool:
-    if progress is None:
-        return bool(getattr(sys.stderr, "isatty", lambda: False)())
-    return bool(progress)
+    return progress_enabled() if progress is None else bool(progress)
 
 
 @contextlib.contextmanager
@@ -473,11 +471,7 @@ def train(model: nn.Module, data: Data, config: TrainConfig, *, test_data: Data 
 
 
 def _progress_bar(total: int, description: str, show: bool):
-    if not show:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=description, leave=False, file=sys.stderr)
+    return progress(total=total, desc=description, unit="batch", show=True) if show else None
 
 
 # ----------------------------------------------------------------------------------------- networks on disk
