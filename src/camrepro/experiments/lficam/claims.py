@@ -12,6 +12,7 @@ import pandas as pd
 
 from camrepro.evidence import Claim, Rule, condition
 from camrepro.experiments.chapter import Results
+from camrepro.experiments.kit.metric_tables import paired
 from camrepro.experiments.lficam import tables
 from camrepro.experiments.lficam.params import CHAPTER, LABELS
 
@@ -51,15 +52,12 @@ STABILITY_RULE = ("Unit: a test image. Per image, the IoU of the thresholded att
 
 def _paired_seeds(per_seed: pd.DataFrame, measure: str, a: str = "lficam", b: str = "abn") -> pd.DataFrame:
     """Seeds both networks were trained with: columns seed, a, b."""
-    wide = per_seed[per_seed.network.isin([a, b])].pivot(index="seed", columns="network", values=measure)
-    if a not in wide or b not in wide:
-        return pd.DataFrame(columns=["seed", a, b])
-    return wide[[a, b]].dropna().reset_index()
+    return paired(per_seed, measure, a, b, by="network", unit="seed")
 
 
 def accuracy_claim(results: Results, other: str) -> Claim:
     """LFI-CAM more accurate than ``other`` (``"plain"`` or ``"abn"``), paired by seed."""
-    paired = _paired_seeds(tables.accuracy(results), "test_accuracy", "lficam", other)
+    by_seed = _paired_seeds(tables.accuracy(results), "test_accuracy", "lficam", other)
     name = "the plain backbone" if other == "plain" else "ABN"
     published = ("LFI-CAM \"outperforms the baseline models' accuracy on the classification tasks\"" if other == "plain"
                  else "the paper's accuracy tables report LFI-CAM beside ABN on the same backbones")
@@ -67,8 +65,8 @@ def accuracy_claim(results: Results, other: str) -> Claim:
         key=f"lficam-accuracy-vs-{'backbone' if other == 'plain' else 'abn'}", paper=PAPER, chapter=CHAPTER,
         text=f"LFI-CAM is more accurate than {name}", published=published, source=ABSTRACT,
         rule=ACCURACY_RULE.format(other=LABELS[other]), digits=1,
-        conditions=(condition(f"test accuracy, LFI-CAM − {LABELS[other]} (points)", paired.seed,
-                              paired.lficam, paired[other], rule=Rule(0.0, "above"), measure="test accuracy (%)",
+        conditions=(condition(f"test accuracy, LFI-CAM − {LABELS[other]} (points)", by_seed.seed,
+                              by_seed.lficam, by_seed[other], rule=Rule(0.0, "above"), measure="test accuracy (%)",
                               interval="t", a_label="LFI-CAM", b_label=LABELS[other]),))
 
 
@@ -78,9 +76,9 @@ def quality_claim(results: Results) -> Claim:
     present = [m for m in QUALITY_RULES if m in tables.measures(results)]
     conditions = []
     for measure in present:
-        paired = _paired_seeds(per_seed, measure)
+        by_seed = _paired_seeds(per_seed, measure)
         name = tables.QUALITY_NAMES[measure]
-        conditions.append(condition(f"{name}, LFI-CAM − ABN", paired.seed, paired.lficam, paired.abn,
+        conditions.append(condition(f"{name}, LFI-CAM − ABN", by_seed.seed, by_seed.lficam, by_seed.abn,
                                     rule=Rule(0.0, QUALITY_RULES[measure]), measure=name, interval="t",
                                     a_label="LFI-CAM", b_label="ABN"))
     return Claim(key="lficam-map-quality", paper=PAPER, chapter=CHAPTER,
@@ -94,10 +92,10 @@ def stability_claim(results: Results) -> Claim:
     """LFI-CAM's maps more stable than ABN's across hyper-parameter settings, paired by test image."""
     table = tables.stability(results)
     hyper = table[table.varied == "hyper-parameters"]
-    paired = hyper.pivot(index="image", columns="network", values="iou")[["lficam", "abn"]].dropna().reset_index()
+    by_image = paired(hyper, "iou", "lficam", "abn", by="network", unit="image")
     ref = tables.published_stability()
     conditions = tuple(
-        condition(label, paired.image, paired.lficam, paired.abn, rule=Rule(threshold, "above"),
+        condition(label, by_image.image, by_image.lficam, by_image.abn, rule=Rule(threshold, "above"),
                   measure="mean pairwise IoU", interval="bootstrap", a_label="LFI-CAM", b_label="ABN")
         for label, threshold in (("IoU, LFI-CAM − ABN: more stable", 0.0),
                                  (f"IoU, LFI-CAM − ABN: by at least {STABILITY_MARGIN}", STABILITY_MARGIN)))
