@@ -37,8 +37,10 @@ def results_root() -> Path:
 
 # Modules that only run, render or report on results and never compute one: a change to them must not
 # invalidate every cached result (the notebook runner, the book build, the report and colophon tables, the
-# command line and the speed benchmark, which writes its own CSVs outside the cache).
-NOT_HASHED = frozenset({"notebooks.py", "book.py", "report.py", "colophon.py", "cli.py", "bench.py"})
+# command line, the chapter pages' exhibits and the speed benchmark, which writes its own CSVs outside the
+# cache).
+NOT_HASHED = frozenset({"notebooks.py", "book.py", "report.py", "colophon.py", "cli.py", "bench.py",
+                        "exhibits.py"})
 
 
 def source_hash(package_dir: Path = _PACKAGE_DIR) -> str:

@@ -109,6 +109,11 @@ class BookLayout:
     def executed_copy(self, name: str) -> Path:
         return self.executed / f"{name}.ipynb"
 
+    def exhibits(self, name: str) -> Path:
+        """The CSVs behind notebook ``name``'s tables and figures (see :mod:`camrepro.exhibits`); the HTML
+        build copies ``book/chapters/data/`` next to the pages, so the pages link them relatively."""
+        return self.executed / "data" / name
+
 
 # ------------------------------------------------------------------------------------------ table of contents
 
@@ -432,7 +437,8 @@ def execute(name: str, parameters: Mapping[str, object], layout: BookLayout) -> 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _sibling_temporary(target, ".running.ipynb")
     try:
-        env = dict(KERNEL_ENVIRONMENT, CAMREPRO_ROOT=str(layout.root))
+        env = dict(KERNEL_ENVIRONMENT, CAMREPRO_ROOT=str(layout.root),
+                   CAMREPRO_EXHIBITS=str(layout.exhibits(name)))
         raised: str | None = None
         with _environment(env):
             try:
