@@ -10,7 +10,8 @@ A chapter notebook wraps its results once::
 
 Every :meth:`Exhibits.table` / :meth:`Exhibits.figure` call displays the object, writes the CSV behind it
 (atomically) and displays a line naming the compute units read since the previous exhibit, each with its cache
-key and the commit it was computed at, and a link to the CSV. Published tables quoted from a paper go through
+key and the commit it was computed at (a figure drawn from the table just shown, with no unit read in between,
+names that table's units), and a link to the CSV. Published tables quoted from a paper go through
 :meth:`Exhibits.published`, whose line names the paper's table instead of a unit.
 
 Where the CSVs go: the book's runner (:mod:`camrepro.notebooks`) sets ``$CAMREPRO_EXHIBITS`` to
@@ -148,6 +149,7 @@ class Exhibits:
         for stale in self.folder.glob("*.csv"):  # an older run's exhibits must not pass for this run's
             stale.unlink()
         self.count = 0
+        self._last_units: list[str] = []
 
     # ---------------------------------------------------------------------------------------------- showing
 
@@ -208,6 +210,10 @@ class Exhibits:
         from IPython.display import HTML, display
 
         self.count += 1
+        if source is None:
+            # a figure drawn from the table shown just before it reads no unit of its own
+            units = units or self._last_units
+            self._last_units = units
         path = self.folder / f"{kind}-{self.count:02d}.csv"
         _atomic_csv(frame, path)
         link = f"data/{self.chapter.name}/{path.name}" if self.relative_links else path.resolve().as_uri()
