@@ -519,7 +519,7 @@ def run_all(profile: str, chapters: Sequence[str] | None = None, *, device: str 
         budget = registry.get(name).budgets.get(profile) if name in registry.CHAPTERS else None
         print(f"[{index}/{len(plan)}] {name}: started at profile {profile!r}"
               + (f" (budget {budget:.0f} s)" if budget else ""), flush=True)
-        started, t0 = provenance.now(), time.perf_counter()
+        started, load_at_start, t0 = provenance.now(), provenance.machine_load()["load_1min"], time.perf_counter()
         problems = execute(name, parameters, layout)
         wall = time.perf_counter() - t0
         over = f", over its budget of {budget:.0f} s" if budget and wall > budget else ""
@@ -532,6 +532,9 @@ def run_all(profile: str, chapters: Sequence[str] | None = None, *, device: str 
             "finished": provenance.now(),
             "wall_seconds": round(wall, 2),
             "budget_seconds": budget,
+            # the 1-minute load average as the notebook started and ended: its wall time depends on it
+            "load_at_start": load_at_start,
+            "load_at_end": provenance.machine_load()["load_1min"],
             "parameters": parameters,
         }
         record["updated"] = provenance.now()

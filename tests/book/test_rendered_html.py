@@ -306,3 +306,21 @@ def test_csv_links_and_the_executed_notebook_resolve_in_the_site(name, render):
     assert notebook and (path.parent / notebook.group(1)).is_file(), f"{name}: executed notebook not downloadable"
     for profile in ("smoke", "book", "paper"):
         assert f"notebooks/params/{profile}.yaml" in dom, f"{name}: the rerun box lacks the {profile} command"
+
+
+def test_cite_page_gives_the_compendium_with_the_commit_of_the_build(render):
+    record = notebooks.read_run_record(LAYOUT.record)
+    dom = render(ROOT / "_build" / "html" / "book" / "cite.html")
+    assert "camrepro-citation" in dom, "cite.html does not show the compendium's citation"
+    commit = (record.get("git") or {}).get("commit")
+    assert commit and commit in dom, f"cite.html does not name the commit of the build ({commit})"
+    for doi in ("10.1016/j.cviu.2024.104101", "10.48550/arXiv.2105.00937", "10.48550/arXiv.2102.05228",
+                "10.48550/arXiv.2104.05527"):
+        assert doi in dom, f"cite.html lacks the DOI {doi}"
+
+
+def test_colophon_states_the_machine_its_load_and_the_time_per_chapter(render):
+    text = "".join(Page(render(page_of("colophon"))).text)
+    assert "build machine" in text and "machine load" in text and "load at start" in text
+    for name in CHAPTERS:
+        assert name in text, f"the colophon does not list the wall time of {name}"
