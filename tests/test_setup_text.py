@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from camrepro.experiments import registry
@@ -89,3 +91,19 @@ def test_a_parameter_file_of_the_readers_own_is_named_as_such():
     params, _ = params_of("opticam", "book")
     assert "of the reader's own" in kit.scale_phrase(params, "mine", None)
     assert kit.profile_defaults(registry.get("opticam"), "no-such-profile") is None
+
+
+def test_prose_modules_do_not_change_cache_keys(tmp_path):
+    """Editing a sentence must not recompute a chapter: setup_text modules are outside the source hash."""
+    import shutil
+
+    from camrepro import cache
+
+    package = Path(cache.__file__).parent
+    copy = tmp_path / "camrepro"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = cache.source_hash(copy)
+    (copy / "experiments" / "opticam" / "setup_text.py").write_text("# another sentence\n")
+    assert cache.source_hash(copy) == before
+    (copy / "experiments" / "opticam" / "compute.py").write_text("# another computation\n")
+    assert cache.source_hash(copy) != before

@@ -20,7 +20,7 @@ def protocol(params: Mapping[str, object], profile: str, defaults: Mapping[str, 
     names = list(params["models"])
     layers = ", ".join(f"{MODEL_NAMES[m]} `{layer(params, m)}`" for m in names)
     paper_nets = set(names) == set(PAPER_MODELS)
-    networks = (f"**Networks.** {kit.weights_phrase(names)}, explained at their last convolutional layer "
+    networks = (f"**Networks.** {kit.weights_phrase(names)}, explained at the last convolutional layer "
                 f"({layers})" + (", the paper's networks." if paper_nets else
                                  "; the paper uses ResNet50 and VGG16, which the `paper` profile runs when the "
                                  "reader provides their weights."))
