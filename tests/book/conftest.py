@@ -36,7 +36,12 @@ window.addEventListener("error", function (e) {
   if (t && t !== window && (t.src || t.href)) { window.__camreproFailed.push(t.src || t.href); }
 }, true);
 window.addEventListener("load", function () {
-  function visible(el) { return el.getClientRects().length > 0; }
+  function visible(el) {
+    // the content of a closed <details> keeps its boxes in Chromium but is not painted
+    if (el.closest("details:not([open])")) { return false; }
+    if (el.checkVisibility) { return el.checkVisibility(); }
+    return el.getClientRects().length > 0;
+  }
   function bound(el) {
     var right = window.innerWidth;
     for (var a = el.parentElement; a; a = a.parentElement) {
@@ -120,9 +125,9 @@ def rendered(html_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Calla
         # the probed copy sits beside the page, so that every relative link resolves as it does from the page
         probed = page.with_name(f".probe-{page.name}")
         source = page.read_text()
-        head = source.find("<head>")
-        assert head >= 0, f"{page} has no <head>"
-        probed.write_text(source[:head + 6] + PROBE + source[head + 6:])
+        head = re.search(r"<head[^>]*>", source)
+        assert head, f"{page} has no <head>"
+        probed.write_text(source[:head.end()] + PROBE + source[head.end():])
         try:
             command = [*prefix, CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
                        f"--screenshot={shot}", "--dump-dom", probed.resolve().as_uri()]
