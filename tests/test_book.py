@@ -121,3 +121,20 @@ def test_write_build_toc_and_command(tmp_path):
     assert command[0] == sys.executable
     assert command[3:] == ["build", str(tmp_path), "--toc", str(path), "--builder", "html",
                            "-W", "--keep-going", "--all"]
+
+
+def test_copy_downloads_puts_notebooks_and_csvs_next_to_the_pages(tmp_path):
+    layout = make_book(tmp_path, GOOD)
+    csvs = layout.exhibits("alpha")
+    csvs.mkdir(parents=True)
+    (csvs / "table-01.csv").write_text("x\n1\n")
+    html = tmp_path / "_build" / "html"
+    stale = html / "book" / "chapters" / "data" / "alpha" / "table-09.csv"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("old\n")
+    copied = book.copy_downloads(layout, ["alpha", "beta"], html)
+    pages = html / "book" / "chapters"
+    assert (pages / "alpha.ipynb").is_file() and (pages / "beta.ipynb").is_file()
+    assert (pages / "data" / "alpha" / "table-01.csv").read_text() == "x\n1\n"
+    assert not stale.exists(), "a CSV of an older build outlived the page that linked it"
+    assert len(copied) == 3

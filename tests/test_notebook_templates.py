@@ -70,3 +70,13 @@ def test_chapter_notebooks_only_load_show_and_explain(path):
         assert verdict not in source, f"{path.name}: a code cell writes the verdict text {verdict!r}"
     for arithmetic in ("evidence.condition(", "bootstrap(", "t_interval("):
         assert arithmetic not in source, f"{path.name}: a code cell computes evidence ({arithmetic})"
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.stem)
+def test_every_code_cell_is_collapsed_on_the_page(path):
+    """A page reads as prose, tables and figures: every code cell but the parameters is tagged ``hide-input``
+    (Jupyter Book shows a toggle to open it); the parameters cells are removed from the page by the runner."""
+    nb = nbformat.read(path, as_version=4)
+    open_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+                  and not {"hide-input", "remove-input", "remove-cell", "parameters"} & set(c.metadata.get("tags", []))]
+    assert not open_cells, f"{path.name}: code cells {open_cells} would be shown expanded (tag them hide-input)"

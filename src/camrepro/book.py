@@ -9,12 +9,14 @@ Before Sphinx runs, every notebook to be rendered must exist, be complete (paper
 no error output, traceback or warning, share one profile with the others, be newer than its template, and the
 back matter must have run after the last chapter. Sphinx then runs with every warning an error
 (``-W --keep-going``) on a fresh environment (``--all``: an incremental build would not repeat the warnings of
-pages it does not reread).
+pages it does not reread). Last, the executed notebooks and the CSVs behind their tables and figures are copied
+next to the pages that link them (:func:`copy_downloads`).
 """
 
 from __future__ import annotations
 
 import copy
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -152,5 +154,26 @@ def build_html(root: Path | str | None = None) -> Path:
     html = layout.root / BUILD_DIR / "html"
     if not (html / "index.html").is_file():
         raise BookBuildError(f"jupyter-book succeeded but wrote no {html / 'index.html'}")
+    copy_downloads(layout, names, html)
     return html
+
+
+def copy_downloads(layout: BookLayout, names: list[str], html: Path) -> list[Path]:
+    """Put what the chapter pages link for download next to them in ``html/book/chapters/``: each executed
+    notebook (``<name>.ipynb``) and the CSVs behind its tables and figures (``data/<name>/*.csv``, written by
+    :mod:`camrepro.exhibits`). Sphinx copies neither, since neither is a page. Returns the copied files."""
+    pages = html / _CHAPTER_PREFIX
+    copied = []
+    for name in names:
+        pages.mkdir(parents=True, exist_ok=True)
+        copied.append(Path(shutil.copy2(layout.executed_copy(name), pages / f"{name}.ipynb")))
+        source = layout.exhibits(name)
+        target = pages / "data" / name
+        if target.exists():
+            shutil.rmtree(target)  # CSVs of an older build must not outlive the page that linked them
+        if source.is_dir():
+            target.mkdir(parents=True)
+            for csv in sorted(source.glob("*.csv")):
+                copied.append(Path(shutil.copy2(csv, target / csv.name)))
+    return copied
 

@@ -37,17 +37,23 @@ def results_root() -> Path:
 
 # Modules that only run, render or report on results and never compute one: a change to them must not
 # invalidate every cached result (the notebook runner, the book build, the report and colophon tables, the
-# command line and the speed benchmark, which writes its own CSVs outside the cache).
-NOT_HASHED = frozenset({"notebooks.py", "book.py", "report.py", "colophon.py", "cli.py", "bench.py"})
+# command line, the chapter pages' exhibits and the speed benchmark, which writes its own CSVs outside the
+# cache).
+NOT_HASHED = frozenset({"notebooks.py", "book.py", "report.py", "colophon.py", "cli.py", "bench.py",
+                        "exhibits.py"})
+# The chapters' prose built from their parameters (experiments/<chapter>/setup_text.py, kit/setup_text.py): it
+# describes a result and never computes one, at whatever depth of the package it lives.
+PROSE_MODULE = "setup_text.py"
 
 
 def source_hash(package_dir: Path = _PACKAGE_DIR) -> str:
     """sha256 over every ``.py`` file of the package (path and content), in a stable order, except the
-    top-level modules in :data:`NOT_HASHED`."""
+    top-level modules in :data:`NOT_HASHED` and the prose modules (:data:`PROSE_MODULE`)."""
     digest = hashlib.sha256()
     for path in sorted(package_dir.rglob("*.py")):
         relative = path.relative_to(package_dir)
-        if "__pycache__" in path.parts or (len(relative.parts) == 1 and relative.name in NOT_HASHED):
+        if ("__pycache__" in path.parts or (len(relative.parts) == 1 and relative.name in NOT_HASHED)
+                or relative.name == PROSE_MODULE):
             continue
         digest.update(str(path.relative_to(package_dir)).encode())
         digest.update(b"\0")

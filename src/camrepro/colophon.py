@@ -34,11 +34,56 @@ def run_summary(record: Mapping[str, object]) -> pd.DataFrame:
         ("uncommitted changes", dirty),
         ("last update (UTC)", str(record.get("updated"))),
         ("notebook wall time, total (s)", f"{total:.1f}"),
+        ("build machine", _machine_text(record.get("hardware"))),
+        ("machine load (1-minute average, over the notebooks' starts and ends)", _load_text(chapters)),
     ]
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
-TIME_COLUMNS = ["notebook", "status", "wall_seconds", "budget_seconds", "started (UTC)", "finished (UTC)"]
+def _machine_text(hardware: object) -> str:
+    if not isinstance(hardware, Mapping) or not hardware:
+        return "unknown"
+    parts = [str(hardware.get("processor", "unknown processor")), f"{hardware.get('cpu_count', '?')} CPU cores"]
+    if hardware.get("gpu"):
+        parts.append(str(hardware["gpu"]))
+    return ", ".join(parts) + f"; {hardware.get('platform', 'unknown platform')}"
+
+
+def _load_text(chapters: object) -> str:
+    loads = [float(v) for entry in (chapters.values() if isinstance(chapters, Mapping) else [])
+             for v in (entry.get("load_at_start"), entry.get("load_at_end")) if v is not None]
+    if not loads:
+        return "not recorded"
+    return f"{min(loads):.2f} to {max(loads):.2f} (median {sorted(loads)[len(loads) // 2]:.2f}, {len(loads)} readings)"
+
+
+def citation_html(record: Mapping[str, object], cff_path: Path | str) -> str:
+    """The compendium's citation for the how-to-cite page: title, version and authors from CITATION.cff and the
+    commit this book was built from (from the run record), as text and as BibTeX."""
+    import html
+
+    import yaml
+
+    cff = yaml.safe_load(Path(cff_path).read_text())
+    for field in ("title", "version", "authors"):
+        if not cff.get(field):
+            raise ValueError(f"{cff_path} has no {field!r}")
+    commit, dirty = _git_text(record.get("git"))
+    authors = " and ".join(a.get("name") or f"{a.get('family-names')}, {a.get('given-names')}"
+                           for a in cff["authors"])
+    year = str(record.get("updated", ""))[:4] or "n.d."
+    state = "" if dirty == "no" else " (with uncommitted changes)" if dirty == "yes" else ""
+    bibtex = (f"@software{{camrepro,\n  author  = {{{{{authors}}}}},\n  title   = {{{cff['title']}}},\n"
+              f"  version = {{{cff['version']}}},\n  year    = {{{year}}},\n"
+              f"  note    = {{commit {commit}{state}, profile {record.get('profile')}}}\n}}")
+    return (f'<p class="camrepro-citation">{html.escape(authors)}. <em>{html.escape(cff["title"])}</em>, '
+            f"version {html.escape(str(cff['version']))}, commit <code>{html.escape(commit)}</code>{state}, "
+            f"built at the <code>{html.escape(str(record.get('profile')))}</code> profile.</p>"
+            f'<pre class="camrepro-citation-bibtex">{html.escape(bibtex)}</pre>')
+
+
+TIME_COLUMNS = ["notebook", "status", "wall_seconds", "budget_seconds", "load at start", "load at end",
+                "started (UTC)", "finished (UTC)"]
 
 
 def chapter_times(record: Mapping[str, object]) -> pd.DataFrame:
@@ -46,6 +91,7 @@ def chapter_times(record: Mapping[str, object]) -> pd.DataFrame:
     rows = [
         {"notebook": name, "status": entry.get("status"),
          "wall_seconds": float(entry.get("wall_seconds", 0.0)), "budget_seconds": entry.get("budget_seconds"),
+         "load at start": entry.get("load_at_start"), "load at end": entry.get("load_at_end"),
          "started (UTC)": entry.get("started"), "finished (UTC)": entry.get("finished")}
         for name, entry in record.get("chapters", {}).items()  # type: ignore[union-attr]
     ]

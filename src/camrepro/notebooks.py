@@ -109,6 +109,11 @@ class BookLayout:
     def executed_copy(self, name: str) -> Path:
         return self.executed / f"{name}.ipynb"
 
+    def exhibits(self, name: str) -> Path:
+        """The CSVs behind notebook ``name``'s tables and figures (see :mod:`camrepro.exhibits`); the HTML
+        build copies ``book/chapters/data/`` next to the pages, so the pages link them relatively."""
+        return self.executed / "data" / name
+
 
 # ------------------------------------------------------------------------------------------ table of contents
 
@@ -432,7 +437,8 @@ def execute(name: str, parameters: Mapping[str, object], layout: BookLayout) -> 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _sibling_temporary(target, ".running.ipynb")
     try:
-        env = dict(KERNEL_ENVIRONMENT, CAMREPRO_ROOT=str(layout.root))
+        env = dict(KERNEL_ENVIRONMENT, CAMREPRO_ROOT=str(layout.root),
+                   CAMREPRO_EXHIBITS=str(layout.exhibits(name)))
         raised: str | None = None
         with _environment(env):
             try:
@@ -513,7 +519,7 @@ def run_all(profile: str, chapters: Sequence[str] | None = None, *, device: str 
         budget = registry.get(name).budgets.get(profile) if name in registry.CHAPTERS else None
         print(f"[{index}/{len(plan)}] {name}: started at profile {profile!r}"
               + (f" (budget {budget:.0f} s)" if budget else ""), flush=True)
-        started, t0 = provenance.now(), time.perf_counter()
+        started, load_at_start, t0 = provenance.now(), provenance.machine_load()["load_1min"], time.perf_counter()
         problems = execute(name, parameters, layout)
         wall = time.perf_counter() - t0
         over = f", over its budget of {budget:.0f} s" if budget and wall > budget else ""
@@ -526,6 +532,9 @@ def run_all(profile: str, chapters: Sequence[str] | None = None, *, device: str 
             "finished": provenance.now(),
             "wall_seconds": round(wall, 2),
             "budget_seconds": budget,
+            # the 1-minute load average as the notebook started and ended: its wall time depends on it
+            "load_at_start": load_at_start,
+            "load_at_end": provenance.machine_load()["load_1min"],
             "parameters": parameters,
         }
         record["updated"] = provenance.now()

@@ -71,6 +71,16 @@ def hardware(device: str | torch.device | None = None) -> dict[str, object]:
     return info
 
 
+def machine_load() -> dict[str, float | None]:
+    """The load averages over 1, 5 and 15 minutes (None where the platform has none): how busy the machine
+    was, which every time measured on it depends on."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except (AttributeError, OSError):
+        return {"load_1min": None, "load_5min": None, "load_15min": None}
+    return {"load_1min": round(one, 2), "load_5min": round(five, 2), "load_15min": round(fifteen, 2)}
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
