@@ -112,16 +112,23 @@ def load(path: Path) -> Result:
     return Result(path=path, tables=tables, arrays=arrays, manifest=manifest, from_cache=True)
 
 
+def entry(chapter: str, name: str, params: Mapping[str, object], root: Path | None = None) -> tuple[str, Path]:
+    """The key and the directory of the result ``(chapter, name, params, code)``, whether it exists or not."""
+    key = cache_key(f"{chapter}/{name}", params)
+    return key, (root or results_root()) / chapter / f"{name}-{key}"
+
+
 def cached(chapter: str, name: str, params: Mapping[str, object],
            compute: Callable[[], Mapping[str, object]], *, device: str | None = None,
-           root: Path | None = None, force: bool = False) -> Result:
+           root: Path | None = None, force: bool = False,
+           manifest_extra: Mapping[str, object] | None = None) -> Result:
     """Return the stored result for ``(chapter, name, params, code)``, computing and storing it if absent.
 
     ``compute()`` returns a mapping of output name to a DataFrame or a dict of numpy arrays.
+    ``manifest_extra``: more provenance for the manifest (a sharded run records its shards there).
     """
-    root = (root or results_root()) / chapter
-    key = cache_key(f"{chapter}/{name}", params)
-    final = root / f"{name}-{key}"
+    key, final = entry(chapter, name, params, root)
+    root = final.parent
     if not force and (final / MANIFEST).is_file():
         return load(final)
     root.mkdir(parents=True, exist_ok=True)
@@ -147,6 +154,7 @@ def cached(chapter: str, name: str, params: Mapping[str, object],
             "finished": provenance.now(),
             "wall_seconds": round(wall, 3),
             "outputs": sorted(outputs),
+            **dict(manifest_extra or {}),
         }
         # The manifest is written last: its presence is what marks a result as complete.
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))

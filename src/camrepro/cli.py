@@ -49,12 +49,22 @@ def _compute(args: argparse.Namespace) -> int:
     from camrepro.experiments import registry
     from camrepro.notebooks import load_profile
 
+    from camrepro import distributed
+
     chapter = registry.get(args.chapter)
     overrides = json.loads(args.set) if args.set else None
     params = chapter.params(args.profile, overrides)
     device = args.device or str(load_profile(args.profile)["device"])
     start = time.perf_counter()
-    results = chapter.run(params, device)
+    launch = distributed.start(device)   # under torchrun: this rank's place; otherwise one process
+    try:
+        results = chapter.run(params, device, launch=launch)
+    finally:
+        distributed.stop()
+    if not launch.is_main:
+        return 0
+    if launch.sharded:
+        print(f"{args.chapter}: {launch.world} ranks; per-image units sharded, the others computed by rank 0")
     for name, result in results.items():
         state = "cached" if result.from_cache else f"computed in {result.manifest.get('wall_seconds', 0):.0f} s"
         print(f"{args.chapter}/{name}: {state} ({result.path})")
@@ -102,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compute", help="fill one chapter's cache (every compute unit) without its notebook",
                        description="Compute every unit of a chapter at a profile into data/results/; the "
-                                   "notebook then renders from the cache. Prints each claim's verdict.")
+                                   "notebook then renders from the cache. Prints each claim's verdict. Under "
+                                   "torchrun (torchrun --nproc-per-node N -m camrepro.cli compute ...) the "
+                                   "per-image units are split over the ranks, each image computed once.")
     p.add_argument("--chapter", required=True, help="a chapter name (see camrepro.experiments.registry)")
     p.add_argument("--profile", required=True, help="smoke, book or paper")
     p.add_argument("--set", metavar="JSON", help='parameter overrides as JSON, e.g. \'{"images": {"n": 32}}\'')
@@ -120,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from camrepro.book import BookBuildError
+    from camrepro.experiments.sharding import ShardError
     from camrepro.notebooks import NotebookExecutionError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -130,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(argv[1:])
         args = parser.parse_args(argv)
         return args.run(args)
-    except (CommandError, NotebookExecutionError, BookBuildError,
+    except (CommandError, NotebookExecutionError, BookBuildError, ShardError,
             ValueError, TypeError, FileNotFoundError) as exc:
         # these messages name the problem and the way out; a traceback would only bury them
         print(f"camrepro {command}: error: {exc}", file=sys.stderr)
