@@ -37,8 +37,9 @@ def results_root() -> Path:
 
 # Modules that only run, render or report on results and never compute one: a change to them must not
 # invalidate every cached result (the notebook runner, the book build, the report and colophon tables, the
-# command line and the speed benchmark, which writes its own CSVs outside the cache).
-NOT_HASHED = frozenset({"notebooks.py", "book.py", "report.py", "colophon.py", "cli.py", "bench.py"})
+# command line, the speed benchmark and the GPU check, which write their own CSVs outside the cache).
+NOT_HASHED = frozenset({"notebooks.py", "book.py", "report.py", "colophon.py", "cli.py", "bench.py",
+                        "gpu_check.py"})
 
 
 def source_hash(package_dir: Path = _PACKAGE_DIR) -> str:

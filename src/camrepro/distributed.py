@@ -14,13 +14,17 @@ This module imports nothing else of the package: any layer may use it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Launch", "current", "launched_by_torchrun", "start", "stop"]
+__all__ = ["Launch", "collective", "current", "launched_by_torchrun", "solo", "start", "stop"]
+
+_SOLO = [0]   # depth of solo() blocks in this process
 
 
 def launched_by_torchrun() -> bool:
@@ -106,3 +110,21 @@ def stop() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def solo() -> Iterator[None]:
+    """Mark a block that one rank runs alone while the others wait (a rank-0 unit, a rank's own shard):
+    inside it :func:`collective` is False, so training inside it does not wait for ranks that never come."""
+    _SOLO[0] += 1
+    try:
+        yield
+    finally:
+        _SOLO[0] -= 1
+
+
+def collective() -> bool:
+    """Whether every rank of a started process group runs this code together (so DDP may be used)."""
+    import torch.distributed as dist
+
+    return (_SOLO[0] == 0 and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1)

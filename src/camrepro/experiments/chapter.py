@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from camrepro import cache
+from camrepro import cache, distributed
 from camrepro.distributed import Launch
 from camrepro.evidence import Claim
 from camrepro.experiments import sharding as shards
@@ -84,7 +84,8 @@ def run_unit(chapter: str, unit: Unit, device: str, launch: Launch | None = None
     if (final / cache.MANIFEST).is_file():
         return cache.load(final)
     if unit.under_torchrun == SHARDS:
-        shards.compute_shard(chapter, unit.name, params, unit.sharding, device, launch.rank, launch.world)
+        with distributed.solo():
+            shards.compute_shard(chapter, unit.name, params, unit.sharding, device, launch.rank, launch.world)
         launch.barrier()   # every shard is on disk past this point
         if launch.is_main:
             merged, record = shards.merge_shards(chapter, unit.name, params, unit.sharding, launch.world)
@@ -96,7 +97,8 @@ def run_unit(chapter: str, unit: Unit, device: str, launch: Launch | None = None
             cache.cached(chapter, unit.name, params, lambda: outputs, device=device,
                          manifest_extra={"distributed": {"world": launch.world, "all_ranks": True}})
     elif launch.is_main:
-        cached_unit(chapter, unit.name, unit.params, unit.compute, device)
+        with distributed.solo():
+            cached_unit(chapter, unit.name, unit.params, unit.compute, device)
     launch.barrier()   # the stored result exists past this point
     return cache.load(final)
 
