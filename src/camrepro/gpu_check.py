@@ -87,7 +87,7 @@ class Figures:
             body()
         except Exception as exc:  # recorded, and the other sections still run
             self.failed.append(section)
-            self.add(section, "failed", 1.0, "flag", detail=f"{type(exc).__name__}: {exc}"[:500])
+            self.add(section, "section failed", 1.0, "flag", detail=f"{type(exc).__name__}: {exc}"[:500])
             traceback.print_exc()
         self.add(section, "wall", time.perf_counter() - start, "s")
 
@@ -113,10 +113,13 @@ def cuda_tests(figures: Figures, dry_run: bool) -> None:
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider",
                           "--ignore", str(root / "tests" / "book"), *target], cwd=root, capture_output=True,
                          text=True, timeout=3600)
-    summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-300:]
+    # pytest's closing line ("16 skipped, 3 deselected in 4.1s"), wherever -ra puts its report
+    closing = [line for line in run.stdout.splitlines()
+               if re.search(r"\d+ (passed|failed|skipped|deselected|errors?)\b.* in [\d.]+s", line)]
+    summary = closing[-1].strip(" =") if closing else (run.stdout + run.stderr).strip()[-300:]
     counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|skipped|error|errors)", summary)}
     for outcome in ("passed", "failed", "skipped"):
-        figures.add("cuda tests", outcome, counts.get(outcome, 0), "tests", detail=summary[:200])
+        figures.add("cuda tests", f"tests {outcome}", counts.get(outcome, 0), "tests", detail=summary[:200])
     if run.returncode not in (0, 5) or counts.get("failed") or counts.get("error") or counts.get("errors"):
         raise RuntimeError(f"the CUDA tests did not pass: {summary}")
 
