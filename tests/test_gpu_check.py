@@ -30,7 +30,7 @@ def test_dry_run_writes_every_section(tmp_path, monkeypatch):
     assert table.commit.notna().all() and table.date.str.match(r"\d{4}-\d\d-\d\dT").all()
     cuda = table[table.section == "cuda tests"].set_index("figure").value
     # the cuda-marked tests: skipped here, all 16 of them
-    assert cuda["tests failed"] == 0 and cuda["tests passed"] + cuda["tests skipped"] >= 16
+    assert cuda["tests failures"] == cuda["tests errors"] == 0 and cuda["tests skipped"] >= 16
     bench = table[table.section == "bench"]
     assert {"grad-cam b1 ours", "grad-cam b1 forward"} <= set(bench.figure)
     throughput = table[table.section == "opti-cam resnet50"].set_index("figure").value
@@ -51,7 +51,8 @@ def test_without_cuda_the_full_check_says_so(capsys):
 
 def test_a_failed_section_is_recorded_and_the_others_run(tmp_path, monkeypatch):
     monkeypatch.setenv("CAMREPRO_RESULTS", str(tmp_path))
-    monkeypatch.setattr(gpu_check, "cuda_tests", lambda figures, dry: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(gpu_check, "cuda_tests",
+                        lambda figures, dry, out: (_ for _ in ()).throw(RuntimeError("boom")))
     assert gpu_check.main(["--dry-run", "--skip", "bench", "chapter", "throughput"]) == 1
     table = tables.gpu_check()
     failed = table[table.figure == "section failed"]

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -106,22 +105,30 @@ def _write(table: pd.DataFrame, path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ sections
 
-def cuda_tests(figures: Figures, dry_run: bool) -> None:
-    """``pytest -m cuda``: the suite's CUDA tests (skipped, not failed, where there is no GPU)."""
+def cuda_tests(figures: Figures, dry_run: bool, out: Path) -> None:
+    """``pytest -m cuda``: the suite's CUDA tests (skipped, not failed, where there is no GPU); the counts
+    come from pytest's JUnit XML report, whatever its console options."""
+    import xml.etree.ElementTree as ElementTree
+
     root = provenance.repository_root()
     target = [str(root / "tests" / "test_methods_api.py")] if dry_run else [str(root / "tests")]
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider",
-                          "--ignore", str(root / "tests" / "book"), *target], cwd=root, capture_output=True,
-                         text=True, timeout=3600)
-    # pytest's closing line ("16 skipped, 3 deselected in 4.1s"), wherever -ra puts its report
-    closing = [line for line in run.stdout.splitlines()
-               if re.search(r"\d+ (passed|failed|skipped|deselected|errors?)\b.* in [\d.]+s", line)]
-    summary = closing[-1].strip(" =") if closing else (run.stdout + run.stderr).strip()[-300:]
-    counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|skipped|error|errors)", summary)}
-    for outcome in ("passed", "failed", "skipped"):
-        figures.add("cuda tests", f"tests {outcome}", counts.get(outcome, 0), "tests", detail=summary[:200])
-    if run.returncode not in (0, 5) or counts.get("failed") or counts.get("error") or counts.get("errors"):
-        raise RuntimeError(f"the CUDA tests did not pass: {summary}")
+    out.mkdir(parents=True, exist_ok=True)
+    report = out / "cuda-tests.xml"
+    report.unlink(missing_ok=True)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", "-p", "no:cacheprovider",
+                          f"--junitxml={report}", "--ignore", str(root / "tests" / "book"), *target], cwd=root,
+                         capture_output=True, text=True, timeout=3600)
+    if not report.is_file():
+        raise RuntimeError(f"pytest wrote no report (exit {run.returncode}): {(run.stdout + run.stderr)[-300:]}")
+    suite = ElementTree.parse(report).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+    counts["passed"] = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+    for outcome in ("passed", "failures", "errors", "skipped"):
+        figures.add("cuda tests", f"tests {outcome}", counts[outcome], "tests", detail=summary)
+    if counts["failures"] or counts["errors"] or run.returncode not in (0, 5):
+        raise RuntimeError(f"the CUDA tests did not pass: {summary} (pytest exit {run.returncode})")
 
 
 def bench(figures: Figures, device: torch.device, dry_run: bool, out: Path) -> None:
@@ -226,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures = Figures(device, args.dry_run)
     print(f"GPU check on {figures.label['gpu']}, torch {figures.label['torch']}, commit {figures.label['commit']}"
           + (" (dry run: CPU, tiny scale)" if args.dry_run else ""))
-    sections = {"tests": lambda: cuda_tests(figures, args.dry_run),
+    sections = {"tests": lambda: cuda_tests(figures, args.dry_run, path.parent),
                 "bench": lambda: bench(figures, device, args.dry_run, path.parent / "bench"),
                 "chapter": lambda: chapter_compute(figures, device, args.dry_run),
                 "throughput": lambda: opticam_throughput(figures, device, args.dry_run)}
