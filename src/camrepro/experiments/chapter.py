@@ -100,7 +100,9 @@ def run_unit(chapter: str, unit: Unit, device: str, launch: Launch | None = None
         with distributed.solo():
             cached_unit(chapter, unit.name, unit.params, unit.compute, device)
     launch.barrier()   # the stored result exists past this point
-    return cache.load(final)
+    result = cache.load(final)
+    result.from_cache = False   # this launch computed it
+    return result
 
 
 class Results(Mapping[str, cache.Result]):
