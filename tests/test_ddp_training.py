@@ -3,8 +3,8 @@ evaluation counting each image once, agreement with one process, and the LFI-CAM
 
 Tolerance against one process. Each global batch is the one-process batch, split between the ranks, and the
 gradient is the batch's mean; what differs is batch normalisation, which normalises each rank's half batch
-with that half's statistics. So the losses agree to 0.5 % (measured: 1.5e-4 relative after two epochs) and
-accuracies to a few images, not bitwise. A resumed DDP run repeats the uninterrupted DDP run bit for bit.
+with that half's statistics. So the losses agree to 0.5 % (measured after two epochs: train loss 1.0e-3
+relative, test loss 1.5e-4) and accuracies to a few images, not bitwise. A resumed DDP run repeats the uninterrupted DDP run bit for bit.
 """
 
 from __future__ import annotations
