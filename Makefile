@@ -16,7 +16,7 @@ export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 export CAMREPRO_ROOT := $(CURDIR)
 
-.PHONY: help env data system book notebooks html test pytest smoke check-html bench clean
+.PHONY: help env data system book notebooks html test pytest smoke check-html bench gpu-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -73,6 +73,13 @@ test: ## pytest, every chapter at the smoke profile, the book build and a headle
 
 bench: env data ## time every method per image (batch 1 and 16) next to pytorch-grad-cam, and LFI-CAM training; CSVs
 	$(PY) -m camrepro.cli bench --training
+
+# The GPU check runs on a machine's own Python and CUDA torch (another version than our pin), offline: it
+# installs this package over them without dependencies or build isolation and never builds .venv.
+GPU_PYTHON ?= python3
+gpu-check: ## on a GPU machine (own CUDA torch, no internet): CUDA tests, bench, a chapter, Opti-CAM throughput; CSV
+	$(GPU_PYTHON) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	$(GPU_PYTHON) -m camrepro.gpu_check $(GPU_CHECK_ARGS)
 
 clean: ## remove builds, executed notebooks and results (keeps .venv and downloaded data)
 	rm -rf _build book/chapters data/results .pytest_cache

@@ -241,6 +241,7 @@ def test_a_layer_is_required_exactly_when_the_method_explains_one(name):
         assert cls(net).layer_name is None
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", NAMES)
 def test_maps_are_on_the_images_device(name):

@@ -37,10 +37,10 @@ def results_root() -> Path:
 
 # Modules that only run, render or report on results and never compute one: a change to them must not
 # invalidate every cached result (the notebook runner, the book build, the report and colophon tables, the
-# command line, the chapter pages' exhibits and the speed benchmark, which writes its own CSVs outside the
-# cache).
+# command line, the chapter pages' exhibits, the speed benchmark and the GPU check, which write their own CSVs
+# outside the cache).
 NOT_HASHED = frozenset({"notebooks.py", "book.py", "report.py", "colophon.py", "cli.py", "bench.py",
-                        "exhibits.py"})
+                        "exhibits.py", "gpu_check.py"})
 # The chapters' prose built from their parameters (experiments/<chapter>/setup_text.py, kit/setup_text.py): it
 # describes a result and never computes one, at whatever depth of the package it lives.
 PROSE_MODULE = "setup_text.py"
@@ -118,16 +118,23 @@ def load(path: Path) -> Result:
     return Result(path=path, tables=tables, arrays=arrays, manifest=manifest, from_cache=True)
 
 
+def entry(chapter: str, name: str, params: Mapping[str, object], root: Path | None = None) -> tuple[str, Path]:
+    """The key and the directory of the result ``(chapter, name, params, code)``, whether it exists or not."""
+    key = cache_key(f"{chapter}/{name}", params)
+    return key, (root or results_root()) / chapter / f"{name}-{key}"
+
+
 def cached(chapter: str, name: str, params: Mapping[str, object],
            compute: Callable[[], Mapping[str, object]], *, device: str | None = None,
-           root: Path | None = None, force: bool = False) -> Result:
+           root: Path | None = None, force: bool = False,
+           manifest_extra: Mapping[str, object] | None = None) -> Result:
     """Return the stored result for ``(chapter, name, params, code)``, computing and storing it if absent.
 
     ``compute()`` returns a mapping of output name to a DataFrame or a dict of numpy arrays.
+    ``manifest_extra``: more provenance for the manifest (a sharded run records its shards there).
     """
-    root = (root or results_root()) / chapter
-    key = cache_key(f"{chapter}/{name}", params)
-    final = root / f"{name}-{key}"
+    key, final = entry(chapter, name, params, root)
+    root = final.parent
     if not force and (final / MANIFEST).is_file():
         return load(final)
     root.mkdir(parents=True, exist_ok=True)
@@ -153,6 +160,7 @@ def cached(chapter: str, name: str, params: Mapping[str, object],
             "finished": provenance.now(),
             "wall_seconds": round(wall, 3),
             "outputs": sorted(outputs),
+            **dict(manifest_extra or {}),
         }
         # The manifest is written last: its presence is what marks a result as complete.
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))

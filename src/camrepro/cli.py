@@ -49,19 +49,30 @@ def _compute(args: argparse.Namespace) -> int:
     from camrepro.experiments import registry
     from camrepro.notebooks import load_profile
 
+    from camrepro import distributed
+
     chapter = registry.get(args.chapter)
     overrides = json.loads(args.set) if args.set else None
     params = chapter.params(args.profile, overrides)
     device = args.device or str(load_profile(args.profile)["device"])
     start = time.perf_counter()
-    results = chapter.run(params, device)
+    launch = distributed.start(device)   # under torchrun: this rank's place; otherwise one process
+    try:
+        results = chapter.run(params, device, only=args.units, launch=launch)
+    finally:
+        distributed.stop()
+    if not launch.is_main:
+        return 0
+    if launch.sharded:
+        print(f"{args.chapter}: {launch.world} ranks; per-image units sharded, the others computed by rank 0")
     for name, result in results.items():
         state = "cached" if result.from_cache else f"computed in {result.manifest.get('wall_seconds', 0):.0f} s"
         print(f"{args.chapter}/{name}: {state} ({result.path})")
     print(f"{args.chapter} at profile {args.profile!r}: {len(results)} units in "
           f"{time.perf_counter() - start:.0f} s")
-    for claim in chapter.claims_from(results, params):
-        print(f"  {claim.key}: {claim.decision()}")
+    if args.units is None:   # claims need every unit
+        for claim in chapter.claims_from(results, params):
+            print(f"  {claim.key}: {claim.decision()}")
     return 0
 
 
@@ -102,11 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compute", help="fill one chapter's cache (every compute unit) without its notebook",
                        description="Compute every unit of a chapter at a profile into data/results/; the "
-                                   "notebook then renders from the cache. Prints each claim's verdict.")
+                                   "notebook then renders from the cache. Prints each claim's verdict. Under "
+                                   "torchrun (torchrun --nproc-per-node N -m camrepro.cli compute ...) the "
+                                   "per-image units are split over the ranks, each image computed once.")
     p.add_argument("--chapter", required=True, help="a chapter name (see camrepro.experiments.registry)")
     p.add_argument("--profile", required=True, help="smoke, book or paper")
     p.add_argument("--set", metavar="JSON", help='parameter overrides as JSON, e.g. \'{"images": {"n": 32}}\'')
     p.add_argument("--device", help="override the profile's device, e.g. cuda")
+    p.add_argument("--units", nargs="+", metavar="UNIT",
+                   help="only these units (claims are then not printed: they need every unit)")
     p.set_defaults(run=_compute)
 
     p = sub.add_parser("html", help="render the executed notebooks into _build/html (any warning fails)")
@@ -120,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from camrepro.book import BookBuildError
+    from camrepro.experiments.sharding import ShardError
     from camrepro.notebooks import NotebookExecutionError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -130,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(argv[1:])
         args = parser.parse_args(argv)
         return args.run(args)
-    except (CommandError, NotebookExecutionError, BookBuildError,
+    except (CommandError, NotebookExecutionError, BookBuildError, ShardError,
             ValueError, TypeError, FileNotFoundError) as exc:
         # these messages name the problem and the way out; a traceback would only bury them
         print(f"camrepro {command}: error: {exc}", file=sys.stderr)

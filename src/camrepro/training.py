@@ -21,6 +21,16 @@ Bad data is rejected before training with an error naming the problem: images th
 model's classes, an empty dataset.
 
 Progress is a tqdm bar per run, off by default unless stderr is a terminal (so notebooks stay quiet).
+
+**Under torchrun** (every rank calling :func:`train` together, :func:`camrepro.distributed.collective`) the
+model is wrapped in DistributedDataParallel (gloo on CPU, NCCL on CUDA). Each epoch's shuffled batches are
+the one-process run's, and rank r trains on ``batch[r::world]`` of each — a distributed sampler without
+padding, so no image is seen twice in an epoch. Each rank's loss is weighted by its share of the batch, so
+the averaged gradient is the whole batch's mean gradient; a rank whose share of the last batch is empty
+sits it out (DDP's join). Rank 0 writes the checkpoints (the others wait), every rank resumes from the same
+file, and test-set evaluation splits the test images the same way and sums over ranks: each counted once.
+What differs from one process: batch normalisation sees each rank's half batch, and crop-flip augmentation
+draws per rank, so the weights agree to a tolerance, not bitwise.
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from camrepro import cache, tensors
+from camrepro import cache, distributed, tensors
 from camrepro.models.abn import ABNNet
 from camrepro.models.attention_output import logits_of
 from camrepro.models.lficam import LFICAMNet
@@ -320,7 +330,8 @@ def evaluate(model: nn.Module, data: Data, *, batch_size: int = 256, device: str
     """Mean cross-entropy of the logits and accuracy on ``data`` (eval mode; the model's flags restored)."""
     data = check_data(data, model, "evaluation data")
     size = _data_size(data)
-    batches = list(torch.arange(size).split(batch_size))
+    rank, world = _ranks()
+    batches = list(torch.arange(size)[rank::world].split(batch_size))   # under DDP: this rank's images
     flags = [(m, m.training) for m in model.modules()]
     total_loss, correct = 0.0, 0
     try:
@@ -335,7 +346,44 @@ def evaluate(model: nn.Module, data: Data, *, batch_size: int = 256, device: str
     finally:
         for module, flag in flags:
             module.training = flag
+    if world > 1:
+        total_loss, correct = _sum_over_ranks(total_loss, correct)
     return {"loss": total_loss / size, "accuracy": correct / size}
+
+
+def _ranks() -> tuple[int, int]:
+    """(rank, world) when every rank trains together under torchrun, else (0, 1)."""
+    if not distributed.collective():
+        return 0, 1
+    import torch.distributed as dist
+
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _sum_over_ranks(*values: float) -> list[float]:
+    import torch.distributed as dist
+
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    total = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return total.tolist()
+
+
+def _same_buffers(model: nn.Module) -> None:
+    """Rank 0's buffers (batch-norm statistics) on every rank: each rank updated its own from its half
+    batches, and the checkpoint, the evaluation and the stored weights must be one model."""
+    import torch.distributed as dist
+
+    for buffer in model.buffers():
+        dist.broadcast(buffer.data, 0)
+
+
+def _distributed(model: nn.Module, device: str | torch.device) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    if torch.device(device).type == "cuda":
+        return DistributedDataParallel(model, device_ids=[torch.cuda.current_device()])
+    return DistributedDataParallel(model)
 
 
 def _fingerprint(model: nn.Module, config: TrainConfig, data: Data) -> str:
@@ -399,8 +447,13 @@ def train(model: nn.Module, data: Data, config: TrainConfig, *, test_data: Data 
     history: list[dict[str, float]] = []
     start_epoch, restarted = 0, None
     path = Path(checkpoint) if checkpoint is not None else None
+    rank, world = _ranks()
+    if world > 1 and config.batch_size < world:
+        raise ValueError(f"batch_size {config.batch_size} is smaller than the {world} ranks training together: "
+                         "every rank needs a share of every batch")
     if path is not None:
-        _remove_stale_temporaries(path)
+        if rank == 0:   # another rank may be reading the checkpoint; only rank 0 writes beside it
+            _remove_stale_temporaries(path)
         state = load_checkpoint(path)
         if state is None and path.is_file():
             restarted = "the checkpoint could not be read"
@@ -415,32 +468,39 @@ def train(model: nn.Module, data: Data, config: TrainConfig, *, test_data: Data 
     loss_of = getattr(model, "training_loss", None)
     size = _data_size(data)
     show = _progress_enabled(progress)
+    net = _distributed(model, device) if world > 1 else model   # the replicas share one gradient
     for epoch in range(start_epoch, config.epochs):
         batches = epoch_batches(size, config.batch_size, config.seed, epoch)
-        augment = _generator(config.seed, epoch, 1)
+        whole = [len(b) for b in batches]
+        if world > 1:   # this rank's share of every batch; an empty share (the last batch) is sat out
+            batches = [b[rank::world] for b in batches if len(b[rank::world])]
+        augment = _generator(config.seed, epoch, 1 + 7 * rank)
         model.train()
         tick = time.perf_counter()
         total_loss, correct, seen, train_time = 0.0, 0, 0, 0.0
         bar = _progress_bar(len(batches), f"epoch {epoch + 1}/{config.epochs}", show)
         try:
-            with seeded(config.seed * 1_000 + epoch, device):
+            with seeded(config.seed * 1_000 + epoch, device), \
+                    (net.join() if world > 1 else contextlib.nullcontext()):
                 for step, (images, labels) in enumerate(_iterate(data, batches, workers)):
                     images, labels = _check_batch(images, labels, model)
                     if config.augment == "crop-flip":
                         images = crop_flip(images, config.pad, augment)
                     step_tick = time.perf_counter()
-                    rate = learning_rate(config, epoch, step, len(batches))
+                    rate = learning_rate(config, epoch, step, len(whole))
                     for group in optimizer.param_groups:
                         group["lr"] = rate
                     images, labels = images.to(device), labels.to(device)
-                    output = model(images)
+                    output = net(images)
                     loss = loss_of(output, labels) if callable(loss_of) else \
                         torch.nn.functional.cross_entropy(logits_of(output), labels)
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"the training loss became {float(loss)} at epoch "
                                                  f"{epoch + 1}, step {step + 1}: lower the learning rate")
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    # DDP averages the ranks' gradients; weighting by the share makes it the batch's mean
+                    share = labels.shape[0] * world / whole[step] if world > 1 else 1.0
+                    (loss * share if world > 1 else loss).backward()
                     optimizer.step()
                     train_time += time.perf_counter() - step_tick
                     total_loss += float(loss.detach()) * labels.shape[0]
@@ -452,6 +512,11 @@ def train(model: nn.Module, data: Data, config: TrainConfig, *, test_data: Data 
         finally:
             if bar is not None:
                 bar.close()
+        rate = learning_rate(config, epoch, len(whole) - 1, len(whole))
+        if world > 1:
+            _same_buffers(model)
+            total_loss, correct, seen, train_time = _sum_over_ranks(total_loss, correct, seen, train_time)
+            train_time /= world   # the ranks trained side by side
         row = {"epoch": epoch + 1, "lr": rate, "train_loss": total_loss / seen,
                "train_accuracy": correct / seen}
         if test_data is not None:
@@ -460,9 +525,12 @@ def train(model: nn.Module, data: Data, config: TrainConfig, *, test_data: Data 
         row.update(seconds=time.perf_counter() - tick, images_per_second=seen / max(train_time, 1e-9))
         history.append(row)
         if path is not None:
-            save_checkpoint({"version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch + 1,
-                             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "history": history}, path)
+            if rank == 0:
+                save_checkpoint({"version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch + 1,
+                                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                 "history": history}, path)
+            if world > 1:
+                distributed.current().barrier()   # the checkpoint is complete past this point
         if on_epoch_end is not None:
             on_epoch_end(dict(row))
     model.eval()
@@ -543,6 +611,7 @@ def train_cached(chapter: str, name: str, spec: Mapping[str, object], config: Tr
     ``data`` and ``test_data`` are called only when training is needed; ``data_params`` must describe them
     (it is part of the cache key with ``spec`` and ``config``). An interrupted run resumes from the
     checkpoint ``<results>/<chapter>/.checkpoints/<name>-<key>.pt``, removed once the result is stored.
+    Under torchrun, when every rank calls it together, they train with DDP and rank 0 stores the result.
     """
     params = {"network": dict(spec), "train": config.to_dict(), "data": dict(data_params or {})}
     key = cache.cache_key(f"{chapter}/{name}", params)
@@ -558,7 +627,17 @@ def train_cached(chapter: str, name: str, spec: Mapping[str, object], config: Tr
         history = run.history.assign(resumed_from=run.resumed_from)
         return {"history": history, "state": state_arrays(run.model)}
 
-    result = cache.cached(chapter, name, params, compute, device=str(device), root=root)
-    checkpoint.unlink(missing_ok=True)
+    if distributed.collective():   # every rank trains (DDP); rank 0 stores the one result
+        _, final = cache.entry(chapter, name, params, root)
+        if not (final / cache.MANIFEST).is_file():
+            outputs = compute()
+            if distributed.current().is_main:
+                cache.cached(chapter, name, params, lambda: outputs, device=str(device), root=root)
+                checkpoint.unlink(missing_ok=True)
+            distributed.current().barrier()
+        result = cache.load(final)
+    else:
+        result = cache.cached(chapter, name, params, compute, device=str(device), root=root)
+        checkpoint.unlink(missing_ok=True)
     model = load_state_arrays(build_network(spec), result.arrays["state"]).to(device).eval()
     return CachedTraining(model=model, history=result.tables["history"], result=result)

@@ -22,9 +22,16 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from camrepro import cache
+from camrepro import cache, distributed
+from camrepro.distributed import Launch
 from camrepro.evidence import Claim
+from camrepro.experiments import sharding as shards
 from camrepro.experiments.schema import Schema
+
+# How a unit runs under torchrun (``Unit.under_torchrun``): sharded units split their images over the ranks
+# (camrepro.experiments.sharding); the others are computed by rank 0 while the other ranks wait at a barrier,
+# or by every rank together (DDP training, whose ranks share one result that rank 0 writes).
+SHARDS, RANK0, ALL_RANKS = "shards", "rank 0", "all ranks"
 
 
 @dataclass(frozen=True)
@@ -33,13 +40,27 @@ class Unit:
 
     ``params``: everything its result depends on (hashed, with the package source, into its cache key);
     ``compute(device)`` returns a mapping of output name → DataFrame or dict of numpy arrays. ``per_image``
-    marks units whose rows are one per image (the ones a multi-process run can shard).
+    marks units whose rows are one per image. ``sharding`` (:class:`~camrepro.experiments.sharding.Sharding`)
+    lets a torchrun launch split such a unit's images over its ranks; ``compute`` is then ``sharding.whole``.
+    ``under_torchrun``: how the unit runs under torchrun — :data:`SHARDS` (given by ``sharding``),
+    :data:`RANK0` (the default: rank 0 computes, the others wait) or :data:`ALL_RANKS` (every rank runs
+    ``compute`` together, e.g. DDP training; rank 0's result is stored).
     """
 
     name: str
     params: Mapping[str, object]
     compute: Callable[[str], Mapping[str, object]]
     per_image: bool = False
+    sharding: shards.Sharding | None = None
+    under_torchrun: str = RANK0
+
+    def __post_init__(self) -> None:
+        if self.sharding is not None:
+            object.__setattr__(self, "under_torchrun", SHARDS)
+        if self.under_torchrun not in (SHARDS, RANK0, ALL_RANKS) or (
+                self.under_torchrun == SHARDS and self.sharding is None):
+            raise ValueError(f"unit {self.name!r}: under_torchrun must be {RANK0!r} or {ALL_RANKS!r} "
+                             f"({SHARDS!r} comes with a sharding), not {self.under_torchrun!r}")
 
 
 def cached_unit(chapter: str, name: str, params: Mapping[str, object],
@@ -51,6 +72,37 @@ def cached_unit(chapter: str, name: str, params: Mapping[str, object],
     measured on a CPU says nothing about a GPU.
     """
     return cache.cached(chapter, name, {**params, "device": str(device)}, lambda: compute(device), device=device)
+
+
+def run_unit(chapter: str, unit: Unit, device: str, launch: Launch | None = None) -> cache.Result:
+    """One unit's result in this launch: through :func:`cached_unit` in one process; under torchrun as
+    ``unit.under_torchrun`` says, every rank returning the one stored result (same key as one process)."""
+    if launch is None or not launch.sharded:
+        return cached_unit(chapter, unit.name, unit.params, unit.compute, device)
+    params = {**unit.params, "device": str(device)}
+    _, final = cache.entry(chapter, unit.name, params)
+    if (final / cache.MANIFEST).is_file():
+        return cache.load(final)
+    if unit.under_torchrun == SHARDS:
+        with distributed.solo():
+            shards.compute_shard(chapter, unit.name, params, unit.sharding, device, launch.rank, launch.world)
+        launch.barrier()   # every shard is on disk past this point
+        if launch.is_main:
+            merged, record = shards.merge_shards(chapter, unit.name, params, unit.sharding, launch.world)
+            cache.cached(chapter, unit.name, params, lambda: merged, device=device,
+                         manifest_extra={"distributed": record})
+    elif unit.under_torchrun == ALL_RANKS:
+        outputs = unit.compute(device)
+        if launch.is_main:
+            cache.cached(chapter, unit.name, params, lambda: outputs, device=device,
+                         manifest_extra={"distributed": {"world": launch.world, "all_ranks": True}})
+    elif launch.is_main:
+        with distributed.solo():
+            cached_unit(chapter, unit.name, unit.params, unit.compute, device)
+    launch.barrier()   # the stored result exists past this point
+    result = cache.load(final)
+    result.from_cache = False   # this launch computed it
+    return result
 
 
 class Results(Mapping[str, cache.Result]):
@@ -104,8 +156,9 @@ class Chapter:
         return self.schema.resolve(section, overrides)
 
     def run(self, params: Mapping[str, object], device: str = "cpu", *,
-            only: Sequence[str] | None = None) -> Results:
-        """Every unit's result (computed, or read from the cache). ``only``: unit names to restrict to."""
+            only: Sequence[str] | None = None, launch: Launch | None = None) -> Results:
+        """Every unit's result (computed, or read from the cache). ``only``: unit names to restrict to;
+        ``launch``: this process's rank in a torchrun launch (:func:`camrepro.distributed.start`)."""
         checked = self.schema.resolve(params)
         units = list(self.units(checked))
         names = [u.name for u in units]
@@ -116,7 +169,7 @@ class Chapter:
             if unknown:
                 raise ValueError(f"chapter {self.name!r} has no unit(s) {unknown}; its units are {names}")
             units = [u for u in units if u.name in only]
-        return Results({u.name: cached_unit(self.name, u.name, u.params, u.compute, device) for u in units})
+        return Results({u.name: run_unit(self.name, u, device, launch) for u in units})
 
     def claims(self, params: Mapping[str, object], device: str = "cpu") -> list[Claim]:
         """The chapter's claims, decided on its (cached) results."""

@@ -14,7 +14,7 @@ are computed once per build and shared with the chapters that explain the same p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ from camrepro.experiments.kit import grids as kit_grids
 from camrepro.experiments.kit import images as kit_images
 from camrepro.experiments.kit import metric_tables, predictions, timing
 from camrepro.experiments.kit.maps import MapStore, build
+from camrepro.experiments.sharding import Sharding
 
 FAITHFULNESS_COLUMNS = ["model", "method", "image", "p", "o", "AD", "AI", "AG", "all_zero"]
 INSERTION_COLUMNS = ["model", "method", "image", "insertion", "deletion"]
@@ -58,14 +59,17 @@ def load_random(model: str, seed: int, device: torch.device) -> nn.Module:
 
 
 class _Setting:
-    """A network, its default layer, the photos and their predicted classes."""
+    """A network, its default layer, the photos (those at ``positions``: a rank's shard) and their predicted
+    classes."""
 
-    def __init__(self, model: str, params: Mapping[str, object], device: str):
+    def __init__(self, model: str, params: Mapping[str, object], device: str,
+                 positions: Sequence[int] | None = None):
         self.model, self.params = model, params
+        self.positions = positions
         self.device = torch.device(device)
         self.net, _ = models.load(model, device=self.device)
         self.layer = models.default_layer(model)
-        self.photos = kit_images.load(params["images"])
+        self.photos = kit_images.load(params["images"]).subset(positions)
         self.images = self.photos.batch().to(self.device)
         self.classes, self.probabilities = predictions.predict(self.net, self.images)
 
@@ -73,19 +77,27 @@ class _Setting:
         options = self.params["method_options"].get(name, {})
         return MapStore(build(name, net or self.net, self.layer, options), model or self.model, name, options)
 
+    def first(self, cap: int) -> int:
+        """How many of this setting's photos are among the unit's first ``cap``."""
+        return kit_images.among_first(cap, self.positions, self.params["images"]["n"])
+
     def maps(self, name: str, count: int):
         """The stored (or computed) maps of method ``name`` on the first ``count`` photos."""
         return self.store(name).get(self.images[:count], self.classes[:count], chunk=self.params["chunk"])
 
 
-def compute_maps(model: str, params: Mapping[str, object], device: str) -> dict[str, object]:
-    s = _Setting(model, params, device)
+def maps_shard(model: str, params: Mapping[str, object], device: str,
+               positions: Sequence[int] | None = None) -> dict[str, object]:
+    """The ``maps-<model>`` unit's outputs for the photos at ``positions`` (None: all), with the insertion /
+    deletion curves per photo (:func:`mean_curves` averages them once every photo is in)."""
+    s = _Setting(model, params, device, positions)
     names = s.photos.names
     faithfulness, insertion, curves = [], [], {}
-    examples = {"images": s.images[:params["examples"]].cpu().numpy().astype(np.float16)}
+    n_examples = s.first(params["examples"])
+    examples = {"images": s.images[:n_examples].cpu().numpy().astype(np.float16)}
     steps = params["insertion_deletion"]["steps"]
     for name in params["methods"]:
-        m = photos_of(params, name)
+        m = s.first(photos_of(params, name))
         if m == 0:
             continue
         stored = s.maps(name, m)
@@ -95,16 +107,16 @@ def compute_maps(model: str, params: Mapping[str, object], device: str) -> dict[
         rows.insert(0, "model", model)
         rows["all_zero"] = stored.all_zero.astype(bool)
         faithfulness.append(rows)
-        k = min(params["insertion_deletion"]["images"], m)
+        k = min(s.first(params["insertion_deletion"]["images"]), m)
         if k:
             auc = {}
             for mode in ("insertion", "deletion"):
                 res = metrics.insertion_deletion(s.net, s.images[:k], maps[:k], s.classes[:k], mode=mode,
                                                  steps=steps)
                 auc[mode] = np.asarray(res["auc_per_image"], dtype=float)
-                curves[f"{name}|{mode}"] = np.asarray(res["curves"], dtype=float).mean(0)
+                curves[f"{name}|{mode}"] = np.asarray(res["curves"], dtype=float)
             insertion.append(pd.DataFrame({"model": model, "method": name, "image": names[:k], **auc}))
-        examples[name] = stored.maps[:params["examples"]].numpy().astype(np.float16)
+        examples[name] = stored.maps[:n_examples].numpy().astype(np.float16)
     return {
         "predictions": predictions.prediction_table(model, names, s.classes.cpu(), s.probabilities.cpu()),
         "faithfulness": _frame(faithfulness, FAITHFULNESS_COLUMNS),
@@ -112,6 +124,15 @@ def compute_maps(model: str, params: Mapping[str, object], device: str) -> dict[
         "curves": curves,
         "examples": examples,
     }
+
+
+def mean_curves(outputs: Mapping[str, object]) -> dict[str, object]:
+    """The mean insertion / deletion curve of each method over its photos (the curves arrive per photo)."""
+    return {**outputs, "curves": {k: v.mean(0) for k, v in outputs["curves"].items()}}
+
+
+def compute_maps(model: str, params: Mapping[str, object], device: str) -> dict[str, object]:
+    return mean_curves(maps_shard(model, params, device))
 
 
 def compute_grids(model: str, params: Mapping[str, object], device: str) -> dict[str, object]:
@@ -133,13 +154,15 @@ def compute_grids(model: str, params: Mapping[str, object], device: str) -> dict
     return {"grid": _frame(rows, GRID_COLUMNS)}
 
 
-def compute_randomisation(model: str, params: Mapping[str, object], device: str) -> dict[str, object]:
+def compute_randomisation(model: str, params: Mapping[str, object], device: str,
+                          positions: Sequence[int] | None = None) -> dict[str, object]:
     section = params["randomisation"]
     rows = []
-    counts = {name: min(section["images"], section["method_images"].get(name, section["images"]),
-                        photos_of(params, name)) for name in section["methods"]}
+    counts = {name: kit_images.among_first(
+        min(section["images"], section["method_images"].get(name, section["images"]), photos_of(params, name)),
+        positions, params["images"]["n"]) for name in section["methods"]}
     if any(counts.values()):
-        s = _Setting(model, params, device)
+        s = _Setting(model, params, device, positions)
         random_net = load_random(model, section["seed"], s.device)
         random_name = random_model_name(model, section["seed"])
         for name, k in counts.items():
@@ -195,12 +218,34 @@ _KINDS = {
 }
 
 
+def sharding(kind: str, model: str, params: Mapping[str, object]) -> Sharding | None:
+    """How the ``<kind>-<model>`` unit splits its photos over the ranks of a torchrun launch (None for the
+    grid and timing units, which rank 0 computes: a grid is made of four photos, and timings compare calls
+    made in one process)."""
+    def photos() -> list[str]:
+        return kit_images.load(params["images"]).names
+
+    if kind == "maps":
+        return Sharding(photos, lambda device, positions: maps_shard(model, params, device, positions),
+                        groups={"faithfulness": ("method",), "insertion_deletion": ("method",)},
+                        per_image_arrays=("curves", "examples"), finish=mean_curves)
+    if kind == "randomisation":
+        return Sharding(photos,
+                        lambda device, positions: compute_randomisation(model, params, device, positions),
+                        groups={"randomisation": ("method",)})
+    return None
+
+
 def units(params: dict[str, object]) -> list[Unit]:
-    """Four units per network (see the module's docstring), each with the parameters its result depends on."""
+    """Four units per network (see the module's docstring), each with the parameters its result depends on.
+    Under torchrun the maps and randomisation units are split over the ranks by photo; grid and timing run
+    on rank 0 while the other ranks wait."""
     out = []
     for kind, (compute, keys) in _KINDS.items():
         for model in params["models"]:
             unit_params = {"model": model, **{k: params[k] for k in (*_SHARED, *keys)}}
-            out.append(Unit(name=f"{kind}-{model}", params=unit_params,
-                            compute=lambda device, f=compute, m=model: f(m, params, device)))
+            split = sharding(kind, model, params)
+            whole = split.whole if split else (lambda device, f=compute, m=model: f(m, params, device))
+            out.append(Unit(name=f"{kind}-{model}", params=unit_params, compute=whole,
+                            per_image=split is not None, sharding=split))
     return out

@@ -7,10 +7,12 @@ timing rounds) behind it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from camrepro import evidence
+from camrepro import cache, evidence
 from camrepro.experiments.chapter import Results
 from camrepro.experiments.kit import grids as kit_grids
 from camrepro.experiments.kit import timing as kit_timing
@@ -152,3 +154,27 @@ def published_table1() -> pd.DataFrame:
     AI in % — another protocol and other networks, quoted for orientation."""
     ref = published("opticam_table1_cnn")
     return ref.pivot(index="method", columns="model", values=["AD", "AG", "AI"]).round(1)
+
+
+# ------------------------------------------------------------------------------------------------ GPU check
+
+GPU_CHECK_COLUMNS = ["section", "figure", "value", "unit", "n", "detail", "gpu", "date", "commit", "torch",
+                     "dry_run"]
+
+
+def gpu_check_path() -> Path:
+    """Where ``python -m camrepro.gpu_check`` writes its figures: ``<results>/gpu-check/gpu-check.csv``."""
+    return cache.results_root() / "gpu-check" / "gpu-check.csv"
+
+
+def gpu_check(path: Path | None = None) -> pd.DataFrame | None:
+    """The figures of the last GPU check run in this tree (one row per figure, labelled with the GPU, the
+    date and the commit), or None when it never ran here. A dry run (CPU, tiny scale) is marked so."""
+    path = path or gpu_check_path()
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path)
+    missing = sorted(set(GPU_CHECK_COLUMNS) - set(table.columns))
+    if missing:
+        raise ValueError(f"{path} is not a GPU check table: it lacks the column(s) {missing}")
+    return table[GPU_CHECK_COLUMNS]

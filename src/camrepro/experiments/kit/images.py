@@ -8,7 +8,8 @@ are held in memory; ``imagenet-val`` (a folder plus a ``<file> <label>`` file) a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import bisect
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +68,30 @@ class ImageSet:
             return self._tensor[start:stop]
         return torch.stack([self._dataset[i][0] for i in self._index[start:stop]])
 
+    def subset(self, positions: Sequence[int] | None) -> ImageSet:
+        """The images at ``positions`` (all of them for None), in that order: a rank's shard of a unit."""
+        if positions is None:
+            return self
+        positions = list(positions)
+        labels = None if self.labels is None else [self.labels[p] for p in positions]
+        if self._tensor is not None:
+            return ImageSet([self.names[p] for p in positions], labels, _tensor=self._tensor[positions])
+        return ImageSet([self.names[p] for p in positions], labels, _dataset=self._dataset,
+                        _index=[self._index[p] for p in positions])
+
     def chunks(self, size: int, count: int | None = None) -> Iterator[tuple[int, int]]:
         """``(start, stop)`` ranges of at most ``size`` images over the first ``count`` images."""
         count = self.count if count is None else min(count, self.count)
         for start in range(0, count, size):
             yield start, min(start + size, count)
+
+
+def among_first(cap: int, positions: Sequence[int] | None, count: int) -> int:
+    """How many of the images at ``positions`` (sorted; None = all ``count``) are among the first ``cap``:
+    a unit's "first ``cap`` images" in a rank's shard, which are the shard's first that many."""
+    if positions is None:
+        return max(0, min(cap, count))
+    return bisect.bisect_left(list(positions), cap)
 
 
 def _path(value: str) -> Path:

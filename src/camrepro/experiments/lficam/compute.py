@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from camrepro import metrics
-from camrepro.experiments.chapter import Unit
+from camrepro.experiments.chapter import ALL_RANKS, Unit
 from camrepro.experiments.kit.maps import MapStore
 from camrepro.experiments.kit.metric_tables import drop_increase_gain_per_image
 from camrepro.experiments.kit.timing import interleaved
@@ -288,7 +288,8 @@ def units(p: dict[str, object]) -> list[Unit]:
     trained = {k: p[k] for k in ("data", "model", "train", "seeds")}
     settings = p["stability"]["settings"]
     return [
-        Unit("training", {**trained, "settings": settings}, lambda device: _training(ctx, device)),
+        Unit("training", {**trained, "settings": settings}, lambda device: _training(ctx, device),
+             under_torchrun=ALL_RANKS),   # DDP: every rank trains every network together
         Unit("quality", {**trained, "evaluation": p["evaluation"], "examples": p["examples"]},
              lambda device: _quality(ctx, device), per_image=True),
         Unit("stability", {**trained, "stability": p["stability"], "batch_size": p["evaluation"]["batch_size"]},

@@ -8,12 +8,15 @@
   Range row is the main run's snapshot at the ablation's iteration count when the main run has it;
 - ``protocol``: Opti-CAM optimised with the mask applied to the normalised image (App. H, Table A.14);
 - ``timing``: Opti-CAM, Score-CAM and a forward pass timed interleaved, call by call, on one photo.
+
+Under torchrun the ``faithfulness-<model>`` units are split over the ranks by photo
+(:func:`faithfulness_sharding`); ablation, protocol and timing run on rank 0 while the other ranks wait.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,6 +28,7 @@ from camrepro.experiments.kit import images as image_kit
 from camrepro.experiments.kit import metric_tables, timing
 from camrepro.experiments.kit.maps import MapStore, image_digest
 from camrepro.experiments.kit.predictions import predict, prediction_table
+from camrepro.experiments.sharding import Sharding
 from camrepro.methods import get as get_method
 from camrepro.methods.opti_cam import OptiCAM
 from camrepro.experiments.opticam.params import OPTI, PROTOCOL_METHODS, layer, opticam_options
@@ -66,10 +70,10 @@ def _scores(net, x, maps, targets, names, space: str) -> pd.DataFrame:
     return metric_tables.faithfulness_rows(net, x, maps, targets, names, space=space).assign(space=space)
 
 
-def _load(model_name: str, params: Mapping[str, object], device: str):
+def _load(model_name: str, params: Mapping[str, object], device: str, positions=None):
     dev = torch.device(device)
     net, _ = models.load(model_name, device=dev)
-    source = image_kit.load(params["images"])
+    source = image_kit.load(params["images"]).subset(positions)
     x = source.batch(0, source.count).to(dev)
     return net, source, x, _targets(net, x, source, params["targets"])
 
@@ -86,18 +90,26 @@ def _opticam_records(cam: RecordingOptiCAM, x: torch.Tensor, targets: torch.Tens
     return [cam.records[k] for k in keys]
 
 
-def faithfulness(model_name: str, params: Mapping[str, object], device: str) -> dict[str, object]:
-    """Every method's per-photo scores on ``model_name`` (see the module docstring)."""
-    net, source, x, targets = _load(model_name, params, device)
+def faithfulness(model_name: str, params: Mapping[str, object], device: str,
+                 positions: Sequence[int] | None = None) -> dict[str, object]:
+    """Every method's per-photo scores on ``model_name`` (see the module docstring), for the photos at
+    ``positions`` (a rank's shard; None: all of them). A cap ("the first k photos") counts the unit's photos,
+    so a shard explains those of its photos that are among the first k."""
+    count = params["images"]["n"]
+    net, source, x, targets = _load(model_name, params, device, positions)
+
+    def first(cap: int) -> int:
+        return image_kit.among_first(cap, positions, count)
+
     layer_name = layer(params, model_name)
-    count, chunk = source.count, params["batch_size"]
+    chunk = params["batch_size"]
     names = source.names
     _, probs = predict(net, x)
     predictions = prediction_table(model_name, names, targets.cpu(), probs.cpu())
-    caps = {m: min(params["method_images"].get(m, count), count) for m in params["baselines"]}
-    caps[OPTI] = min(params["optimisation"]["images"], params["method_images"].get(OPTI, count), count)
+    caps = {m: first(params["method_images"].get(m, count)) for m in params["baselines"]}
+    caps[OPTI] = first(min(params["optimisation"]["images"], params["method_images"].get(OPTI, count)))
     id_spec = params["insertion_deletion"]
-    n_examples = min(params["examples"], count)
+    n_examples = first(params["examples"])
     size = tuple(x.shape[-2:])
 
     scores, auc_rows, zeros = [], [], []
@@ -119,7 +131,7 @@ def faithfulness(model_name: str, params: Mapping[str, object], device: str) -> 
         for space in ("pixel", "normalized") if name in PROTOCOL_METHODS else ("pixel",):
             scores.append(_scores(net, x[:k], maps, targets[:k], names[:k], space).assign(method=name))
         zeros.append(pd.DataFrame({"method": name, "image": names[:k], "all_zero": stored.all_zero}))
-        n_id = min(id_spec["images"], k)
+        n_id = min(first(id_spec["images"]), k)
         if name in id_spec["methods"] and n_id:
             auc_rows.append(metric_tables.insertion_deletion_rows(
                 net, x[:n_id], maps[:n_id], targets[:n_id], names[:n_id], steps=id_spec["steps"]).assign(
@@ -156,6 +168,21 @@ def _faithfulness_params(params: Mapping[str, object], model_name: str) -> dict[
     keys = ("images", "targets", "layers", "baselines", "method_images", "method_options", "optimisation",
             "snapshots", "insertion_deletion", "examples", "batch_size")
     return {k: params[k] for k in keys} | {"model": model_name}
+
+
+FAITHFULNESS_GROUPS = {"scores": ("method", "space"), "all_zero": ("method",), "insertion_deletion": ("method",),
+                       "iterations": ("iteration",)}
+
+
+def faithfulness_sharding(model_name: str, params: Mapping[str, object]) -> Sharding:
+    """How the ``faithfulness-<model>`` unit splits its photos over the ranks of a torchrun launch.
+
+    Deviations: Opti-CAM optimises a batch at once and its maps depend, in their last bits and where the
+    optimisation is flat, on the batch they were computed in (see :class:`~camrepro.methods.opti_cam.OptiCAM`),
+    so a sharded run's Opti-CAM rows match a one-process run's to a tolerance, not bitwise."""
+    return Sharding(images=lambda: image_kit.load(params["images"]).names,
+                    compute=lambda device, positions: faithfulness(model_name, params, device, positions),
+                    groups=FAITHFULNESS_GROUPS, per_image_arrays=("trajectories", "examples"))
 
 
 def main_result(params: Mapping[str, object], model_name: str, device: str) -> cache.Result:
@@ -249,8 +276,11 @@ def timing_possible(params: Mapping[str, object]) -> bool:
 
 def units(params: dict[str, object]) -> list[Unit]:
     """The chapter's units, each with the parameters its result depends on."""
-    out = [Unit(f"faithfulness-{m}", _faithfulness_params(params, m),
-                lambda device, m=m: faithfulness(m, params, device)) for m in params["models"]]
+    out = []
+    for m in params["models"]:
+        sharding = faithfulness_sharding(m, params)
+        out.append(Unit(f"faithfulness-{m}", _faithfulness_params(params, m), sharding.whole, per_image=True,
+                        sharding=sharding))
     shared = {k: params[k] for k in ("images", "targets", "layers", "optimisation", "batch_size")}
     ablation_key = shared | {"ablation": params["ablation"], "reuse": _main_snapshot(params)}
     if _main_snapshot(params):
