@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from camrepro.methods.base import Explainer, Explanation, inference_scope, target_scores
+from camrepro.methods.base import Explainer, Explanation, target_scores
 from camrepro.methods.references import (
     DEFAULT_BLUR_SIGMA, ReferenceLike, check_blur_sigma, check_noise_seed, check_reference, make_reference,
 )
@@ -159,8 +159,8 @@ class AFMI(Explainer):
     def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, *,
                  reference: ReferenceLike = "zeros", steps: int = 16, rule: str = "midpoint",
                  blur_sigma: float = DEFAULT_BLUR_SIGMA, noise_seed: int = 0, batch_size: int = 64,
-                 tail: nn.Module | None = None, check_range: bool = True):
-        super().__init__(model, layer, check_range=check_range)
+                 tail: nn.Module | None = None, check_range: bool = True, precision: str = "float32"):
+        super().__init__(model, layer, check_range=check_range, precision=precision)
         self.reference = check_reference(reference, check_range=check_range)
         self.steps = check_positive_int(steps, "steps")
         if rule not in RULES:
@@ -190,7 +190,7 @@ class AFMI(Explainer):
     def attribute(self, images: torch.Tensor, targets: TargetsLike = None) -> AFMIAttribution:
         """ΔA, ḡ, φ, the low-resolution map and the scores at x and x′ (see :class:`AFMIAttribution`)."""
         images, parsed = self._validate(images, targets)
-        with inference_scope(self.model):
+        with self._scope(images):
             return self._attribute(images, parsed)
 
     def _attribute(self, images: torch.Tensor, targets: torch.Tensor | None) -> AFMIAttribution:

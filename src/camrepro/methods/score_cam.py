@@ -61,10 +61,14 @@ class ScoreCAM(ChannelCAM):
     paper = "Wang et al., CVPR Workshops 2020"
     needs_gradients = False
     forward_passes = "1 + K' per image (+1 black image per call); K' <= K non-constant channels"
+    # Not measured in bf16 (K' masked passes per image); Ablation-CAM's score differences fail the test.
+    autocast_applies = False
+    autocast_refusal = ("its weights are differences of softmax scores of masked images, which bfloat16's "
+                        "8-bit mantissa rounds (Ablation-CAM's score differences correlate below 0.999)")
 
     def __init__(self, model, layer=None, *, batch_size: int | None = None, subtract_baseline: bool = True,
-                 check_range: bool = True):
-        super().__init__(model, layer, check_range=check_range)  # masks pixels: check_range=False is refused
+                 check_range: bool = True, precision: str = "float32"):
+        super().__init__(model, layer, check_range=check_range, precision=precision)  # masks pixels: check_range=False is refused
         self.batch_size = None if batch_size is None else check_positive_int(batch_size, "batch_size")
         if not isinstance(subtract_baseline, bool):
             raise TypeError(f"subtract_baseline must be a bool, got {type(subtract_baseline).__name__}")
