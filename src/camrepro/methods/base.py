@@ -169,12 +169,11 @@ class Explainer(abc.ABC):
                 explanation.weights = explanation.weights.to(images.dtype)
         return explanation
 
-    def _scope(self, images: torch.Tensor) -> contextlib.AbstractContextManager:
+    @contextlib.contextmanager
+    def _scope(self, images: torch.Tensor) -> Iterator[None]:
         """:func:`inference_scope`, under :func:`precision_scope` of this method's ``precision``."""
-        stack = contextlib.ExitStack()
-        stack.enter_context(inference_scope(self.model))
-        stack.enter_context(precision_scope(self.precision, images.device))
-        return stack
+        with inference_scope(self.model), precision_scope(self.precision, images.device):
+            yield
 
     def _validate(self, images: object, targets: TargetsLike) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The checks of every entry point: images (range unless ``check_range=False``; dtype and channels

@@ -182,7 +182,8 @@ class OptiCAM(Explainer):
                  lr: float = 0.1, objective: str = "mask", normalization: str = "range", space: str = "pixel",
                  init: float = 0.5, early_stop: int | None = None, snapshots: Sequence[int] = (),
                  check_range: bool = True, precision: str = "float32"):
-        super().__init__(model, layer, check_range=check_range, precision=precision)  # masks pixels: check_range=False is refused
+        # masks pixels: check_range=False is refused
+        super().__init__(model, layer, check_range=check_range, precision=precision)
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
             raise ValueError(f"iterations must be a non-negative int, got {iterations!r}")
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:

@@ -68,7 +68,8 @@ class ScoreCAM(ChannelCAM):
 
     def __init__(self, model, layer=None, *, batch_size: int | None = None, subtract_baseline: bool = True,
                  check_range: bool = True, precision: str = "float32"):
-        super().__init__(model, layer, check_range=check_range, precision=precision)  # masks pixels: check_range=False is refused
+        # masks pixels: check_range=False is refused
+        super().__init__(model, layer, check_range=check_range, precision=precision)
         self.batch_size = None if batch_size is None else check_positive_int(batch_size, "batch_size")
         if not isinstance(subtract_baseline, bool):
             raise TypeError(f"subtract_baseline must be a bool, got {type(subtract_baseline).__name__}")
