@@ -55,10 +55,13 @@ def check_images(images: object, *, unit_range: bool = True, what: str = "images
                         f"[0, 1], got dtype {images.dtype}; convert 8-bit images with images.float() / 255")
     if images.shape[0] == 0:
         raise ValueError(f"{what} is an empty batch")
-    if not bool(torch.isfinite(images).all()):
+    if not images.numel():
+        return images
+    # one pass over the pixels: a NaN makes both extremes NaN, an infinity makes one of them infinite
+    low, high = (float(v) for v in torch.aminmax(images))
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"{what} contain NaN or infinite values")
-    if unit_range and images.numel():
-        low, high = float(images.min()), float(images.max())
+    if unit_range:
         if low < -IMAGE_RANGE_TOLERANCE or high > 1 + IMAGE_RANGE_TOLERANCE:
             raise ValueError(f"{what} have values in [{low:.4g}, {high:.4g}], outside [0, 1]; "
                              f"{RANGE_CONVENTION}{range_hint}")
