@@ -42,8 +42,8 @@ class ScoreCAM(ChannelCAM):
     exactly: those channels are not run again, which changes no result.
 
     Cost: 1 forward (capture) + 1 forward of the black image per call + one forward per non-constant channel
-    per image (K′ ≤ K), in ⌈B·K′ / batch_size⌉ batched passes; no backward. The masked passes run under
-    ``torch.inference_mode`` on channels-last inputs on the CPU (:func:`camrepro.tensors.channels_last`: the
+    per image (K′ ≤ K), in ⌈B·K′ / batch_size⌉ batched passes; no backward. The masked passes run on
+    channels-last inputs on the CPU (:func:`camrepro.tensors.channels_last`: the
     same scores up to rounding, about 0.6× the time of a contiguous pass at 16 images); a bar counts the
     batches on a terminal (:func:`camrepro.progress.progress`).
 
@@ -84,8 +84,8 @@ class ScoreCAM(ChannelCAM):
         def masked(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
             return masked_forward(self.model, x, m, space="pixel")
 
-        # inference_mode: nothing computed here is ever differentiated (the weights are detached)
-        with torch.inference_mode():
+        # no_grad rather than inference_mode: measured interleaved, inference_mode was no faster (1.04x no_grad)
+        with torch.no_grad():
             black = torch.zeros_like(images[:1])
             baseline = torch.softmax(self._forward(black).float(), dim=1)[0, targets]  # [B]
             scores = baseline[:, None].repeat(1, acts.shape[1])  # constant maps score f^c(X_b)
