@@ -391,3 +391,25 @@ def test_mobilenet_v2_completeness_at_a_linear_and_a_nonlinear_tail():
                       steps=steps).attribute(x)
         gaps.append(float((result.completeness_gap.abs() / total.abs()).max()))
     assert gaps[0] > 0.02 and gaps[1] < gaps[0] / 10
+
+
+@pytest.mark.parametrize("reference, rows", [("zeros", 4 + 1), ("noise", 4 + 1), ("tensor-shared", 4 + 1),
+                                             ("mean", 4 + 4), ("tensor-per-image", 4 + 4)])
+def test_shared_reference_is_forwarded_once_per_batch(reference, rows):
+    net = small_cnn(nonlinear=True)
+    x = images64(4, seed=5)
+    given = {"tensor-per-image": images64(4, seed=9), "tensor-shared": images64(1, seed=9)}
+    seen: list[int] = []
+    handle = net.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape[0]))
+    try:
+        result = AFMI(net, layer="features.1", reference=given.get(reference, reference), steps=3).attribute(x)
+    finally:
+        handle.remove()
+    assert seen[-1] == rows                              # the capture pass: the images and their references
+    assert result.delta.shape == (4, *result.activations.shape[1:])
+    expected = AFMI(net, layer="features.1", reference=given.get(reference, reference), steps=3)
+    for i in range(4):  # the same attribution as one image at a time (where nothing is shared)
+        single = expected.attribute(x[i:i + 1]) if reference != "tensor-per-image" else AFMI(
+            net, layer="features.1", reference=given[reference][i:i + 1], steps=3).attribute(x[i:i + 1])
+        assert torch.allclose(single.importance, result.importance[i:i + 1], atol=1e-10)
+        assert torch.allclose(single.reference_score, result.reference_score[i:i + 1], atol=1e-10)

@@ -10,6 +10,7 @@ import torch
 from conftest import LAYER, make_linear_tail_net
 
 from camrepro import bench
+from camrepro.experiments.kit import timing
 
 
 class FakeClock:
@@ -35,41 +36,88 @@ def test_seconds_per_call_is_the_median_of_the_repeats():
         bench.seconds_per_call(lambda: None, 0, torch.device("cpu"))
 
 
-def test_a_cheap_method_is_warmed_up_and_timed_on_full_batches():
-    clock = FakeClock(cost=0.25)
-    images, targets = torch.zeros(16, 3, 2, 2), torch.zeros(16, dtype=torch.long)
+def test_a_method_is_expensive_when_its_probe_on_one_image_is_above_the_threshold():
+    images, targets = torch.zeros(16, 3, 4, 4), torch.zeros(16, dtype=torch.long)
     budget = bench.Budget(repeats=3, warmup=2, expensive_seconds=1.0, expensive_images=2, expensive_repeats=1)
-    timings = bench.time_method(clock.run, images, targets, [1, 16], budget, clock=clock)
-    assert timings == {1: bench.Timing(0.25, 1, 3), 16: bench.Timing(0.25, 16, 3)}
-    # probe (1 image), then per batch: 2 warm-ups + 3 timed calls
-    assert clock.calls == [1] + [1] * 5 + [16] * 5
-
-
-def test_an_expensive_method_is_timed_on_a_few_images_and_its_probe_is_the_batch_1_row():
-    clock = FakeClock(cost=6.0)  # above 5 × the threshold: no confirmation call
-    images, targets = torch.zeros(16, 3, 2, 2), torch.zeros(16, dtype=torch.long)
-    budget = bench.Budget(repeats=3, warmup=2, expensive_seconds=1.0, expensive_images=2, expensive_repeats=1)
-    timings = bench.time_method(clock.run, images, targets, [1, 16], budget, clock=clock)
-    assert timings == {1: bench.Timing(6.0, 1, 1), 16: bench.Timing(6.0, 2, 1)}
-    assert clock.calls == [1, 2]
-    with pytest.raises(ValueError, match="batch 32 is larger than the 16 images"):
-        bench.time_method(clock.run, images, targets, [32], budget, clock=clock)
+    cheap, costly = FakeClock(cost=0.25), FakeClock(cost=6.0)  # 6 s: above 5 × the threshold, no second call
+    assert not bench.probe_is_expensive(cheap.run, images, targets, budget, clock=cheap)
+    assert bench.probe_is_expensive(costly.run, images, targets, budget, clock=costly)
+    assert cheap.calls == [1] and costly.calls == [1]
 
 
 def test_a_slow_first_call_is_confirmed_before_a_method_is_called_expensive():
     clock = FakeClock(cost=0.25)
     first = [True]
 
-    def run(x, t):  # the first call pays 3 s of one-time costs, then 0.25 s per image
+    def run(x, t):
         clock.run(x, t)
-        if first[0]:
+        if first[0]:  # the first call pays a one-time cost of 3 s
             clock.now += 3.0
             first[0] = False
 
-    images, targets = torch.zeros(4, 3, 2, 2), torch.zeros(4, dtype=torch.long)
+    images, targets = torch.zeros(4, 3, 4, 4), torch.zeros(4, dtype=torch.long)
     budget = bench.Budget(repeats=1, warmup=0, expensive_seconds=1.0, expensive_images=2, expensive_repeats=1)
-    assert bench.time_method(run, images, targets, [4], budget, clock=clock) == {4: bench.Timing(0.25, 4, 1)}
-    assert clock.calls == [1, 1, 4]
+    assert not bench.probe_is_expensive(run, images, targets, budget, clock=clock)
+    assert clock.calls == [1, 1]
+
+
+def rounds_table(seconds: dict[str, list[float]], load: float = 1.0) -> pd.DataFrame:
+    """An interleaved timing table (round, call, seconds, load) with the given seconds per call and round."""
+    rows = [{"round": r, "call": call, "seconds": value, "load": load}
+            for call, values in seconds.items() for r, value in enumerate(values)]
+    return pd.DataFrame(rows).sort_values(["round"], kind="stable").reset_index(drop=True)
+
+
+def test_rows_are_medians_of_per_round_ratios_with_their_spread():
+    times = rounds_table({"forward": [1.0, 2.0, 1.0, 4.0], "ours": [1.1, 2.2, 1.1, 4.4],
+                          "theirs": [3.3, 6.6, 3.3, 13.2]}, load=1.5)
+    row = bench.summarise_rounds(times)
+    # each round's ratio is exact although the machine's speed changes 4-fold between rounds
+    assert row["ours_in_forwards"] == pytest.approx(1.1) and row["ours_in_forwards_q25"] == pytest.approx(1.1)
+    assert row["ratio"] == pytest.approx(3.0) and row["ours_over_floor"] == pytest.approx(1.1)
+    assert row["ours_s"] == pytest.approx(1.65) and row["rounds"] == 4
+    assert row["unstable"] == "" and row["load_mean"] == 1.5 and row["load_max"] == 1.5
+
+
+def test_a_ratio_whose_spread_is_wider_than_its_value_is_flagged():
+    # theirs / ours per round: 0.2, 3, 0.5, 4 → median 1.75, 25-75 % spread 0.43-3.25 (width 2.8 > 1.75)
+    times = rounds_table({"forward": [1.0] * 4, "ours": [1.0] * 4, "theirs": [0.2, 3.0, 0.5, 4.0]})
+    row = bench.summarise_rounds(times)
+    assert row["unstable"] == "ratio"
+    assert row["ratio_q75"] - row["ratio_q25"] > row["ratio"]
+    assert "ratio" in bench.format_table(pd.DataFrame([{
+        "method": "m", "batch": 1, "ours_s_per_image": 1.0, "theirs_s_per_image": 1.0, "forward_s_per_image": 1.0,
+        "floor_s_per_image": math.nan, "ratio": row["ratio"], "ratio_q25": row["ratio_q25"],
+        "ratio_q75": row["ratio_q75"], "ours_in_forwards": 1.0, "ours_over_floor": math.nan,
+        "ours_images": 1, "rounds": 4, "load_mean": 1.0, "unstable": row["unstable"]}]))
+    assert not timing.spread_is_wider_than_value(0.9, 1.0, 1.8)   # width 0.9 < 1.0
+    assert timing.spread_is_wider_than_value(0.5, 1.0, 1.6)       # width 1.1 > 1.0
+    summary = timing.ratio_summary(times, "theirs", "ours")
+    assert summary["unstable"] and summary["median"] == pytest.approx(1.75)
+
+
+def test_no_floor_no_floor_ratio_and_opti_cams_floor_counts_its_iterations():
+    times = rounds_table({"forward": [1.0, 1.0], "ours": [5.0, 7.0], "floor": [0.05, 0.05]})
+    row = bench.summarise_rounds(times, multiplier=100.0, floor="floor")
+    assert row["floor_s"] == pytest.approx(5.0) and row["ours_over_floor"] == pytest.approx(1.2)
+    row = bench.summarise_rounds(times, floor=None)
+    assert math.isnan(row["ours_over_floor"]) and row["unstable"] == ""
+
+
+def test_interleaved_calls_alternate_round_by_round_with_a_fake_clock():
+    order: list[str] = []
+    now = [0.0]
+
+    def call(name, cost):
+        def run():
+            order.append(name)
+            now[0] += cost
+        return run
+
+    times = timing.interleaved({"forward": call("forward", 1.0), "ours": call("ours", 2.0)}, rounds=3,
+                               per_call=2, warmup=False, clock=lambda: now[0], load=lambda: 0.5)
+    assert order == ["forward", "ours"] * 3
+    assert times.seconds.tolist() == [0.5, 1.0] * 3 and (times.load == 0.5).all()
 
 
 def test_the_table_on_a_tiny_network_compares_with_pytorch_grad_cam():
@@ -190,16 +238,12 @@ def test_floors_are_the_forward_pass_and_opti_cams_iterations_of_mask_gradient(m
         assert rows.floor_s_per_image.isna().all() and rows.ours_over_floor.isna().all()
 
 
-def test_floor_of_opti_cam_is_iterations_times_one_masked_pass():
-    ticks = iter(range(100))
+def test_floor_call_of_opti_cam_is_one_masked_pass_counted_iterations_times():
     images = torch.rand(3, 3, 8, 8)
-    ours = {1: bench.Timing(5.0, 1, 1), 4: bench.Timing(5.0, 3, 1)}
-    floor = bench.floor_per_image(
-        "opti-cam", make_linear_tail_net(), images, torch.zeros(3, dtype=torch.long), ours, {},
-        bench.Budget(repeats=1), clock=lambda: float(next(ticks)),
-    )
-    # each timed call takes one tick of the fake clock: 100 iterations × 1 s, per image
-    assert floor == {1: 100.0, 4: 100.0 / 3}
+    net = make_linear_tail_net()
+    call, count = bench.floor_call("opti-cam", net, images, torch.zeros(3, dtype=torch.long))
+    assert count == 100.0 and call().shape == (3, 8, 8)
+    assert bench.floor_call("grad-cam", net, images, torch.zeros(3, dtype=torch.long)) is None
 
 
 @pytest.mark.slow

@@ -11,21 +11,27 @@ alternatives: :data:`RATIO_PAIRS`) to ``bench/results/ratios-<device>.csv``.
 Protocol. Both implementations get the same images (packaged photos) and the same explicit target classes
 (the predicted ones), and separate copies of the network: pytorch-grad-cam keeps hooks on its model for the
 lifetime of its objects, and needs trainable parameters (it calls ``backward()``), as a user's model has. Each
-(method, implementation) is first called once on one image: the warm-up, and a probe of its cost. A method
-whose probe exceeds ``--expensive-seconds`` per image (Score-CAM: ~K forward passes per image; a probe below
-five times the threshold is repeated once, since a first call also pays one-time costs) is timed on
-``--expensive-images`` images (at most the batch size) with ``--expensive-repeats`` repeats, and its batch-1
-row is the probe itself; every other one gets ``--warmup`` warm-up calls and the median of ``--repeats``
-timed calls at the full batch. The CSV says how many images and repeats each number rests on.
+method is first called once on one image: the warm-up, and a probe of its cost. A method whose probe exceeds
+``--expensive-seconds`` per image (Score-CAM: ~K forward passes per image; a probe below five times the
+threshold is repeated once, since a first call also pays one-time costs) is timed on ``--expensive-images``
+images (at most the batch size) for ``--expensive-repeats`` rounds; every other one gets ``--warmup`` warm-up
+calls and ``--repeats`` rounds at the full batch. In every round, a plain forward pass, ours, theirs and the
+method's floor (Opti-CAM) are called one after the other (:func:`camrepro.experiments.kit.timing.interleaved`),
+so a machine whose speed drifts (other processes, frequency scaling) slows both sides of each ratio alike; the
+machine's load average is read after every call.
 
-Columns: device, method, batch, ours_s_per_image, theirs_s_per_image, ratio (theirs / ours: > 1 means ours
-is faster), passes_formula (the method's cost in passes), forward_s_per_image (a plain forward pass at the
-same batch, timed just before the method), ours_in_forwards (ours / forward), floor_s_per_image (the least the method's passes can cost,
-measured in the same run: one forward pass for a method whose cost is one forward pass plus work on the
-tail after the layer; for Opti-CAM, ``iterations`` × one forward + backward of the masked batch, timed with
-:func:`camrepro.methods.opti_cam.mask_gradient` on the same images; empty where no floor is timed),
-ours_over_floor (ours / floor: how close to its pass count a method gets), ours_images, ours_repeats,
-theirs_images, theirs_repeats, note.
+Columns: device, method, batch; ours_s_per_image, theirs_s_per_image, forward_s_per_image, floor_s_per_image
+(medians over rounds); ratio (theirs / ours: > 1 means ours is faster), ours_in_forwards (ours / forward),
+ours_over_floor (ours / floor: how close to its pass count a method gets), each the median of the per-round
+ratio with its 25-75 % spread (``_q25``, ``_q75``); passes_formula (the method's cost in passes); the floor is
+the least the method's passes can cost, measured in the same rounds: one forward pass for a method whose cost
+is one forward pass plus work on the tail after the layer (:data:`FORWARD_FLOOR`); for Opti-CAM, ``iterations``
+× one forward + backward of the masked batch (:func:`camrepro.methods.opti_cam.mask_gradient`); empty where no
+floor is timed, and the note says what the method does instead (:data:`EXTRA_WORK`); ours_images,
+ours_repeats, theirs_images, theirs_repeats, rounds; load_mean and load_max (the 1-minute load average during
+the row); unstable (the ratios whose spread is wider than their value: on a busy machine such a ratio is
+reported as undecided, not as a speed); note (not applicable, no floor, above 1.1× the floor and why, one
+round only).
 
 Training throughput. With ``--training`` (on in ``make bench``) it also times one SGD step of the LFI-CAM
 chapter's three networks (plain ResNet, ABN, LFI-CAM) at the ``book`` profile's scale with
@@ -53,6 +59,7 @@ import torch
 from torch import nn
 
 from camrepro import methods
+from camrepro.experiments.kit import timing
 
 # our name → pytorch-grad-cam's class
 THEIRS: dict[str, str] = {
@@ -71,28 +78,27 @@ COLUMNS = [
     "ours_s_per_image",
     "theirs_s_per_image",
     "ratio",
+    "ratio_q25",
+    "ratio_q75",
     "passes_formula",
     "forward_s_per_image",
     "ours_in_forwards",
     "floor_s_per_image",
     "ours_over_floor",
+    "ours_over_floor_q25",
+    "ours_over_floor_q75",
     "ours_images",
     "ours_repeats",
     "theirs_images",
     "theirs_repeats",
+    "rounds",
+    "load_mean",
+    "load_max",
+    "unstable",
     "note",
 ]
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Median seconds per image of a call, and how many images per call and calls it rests on."""
-
-    s_per_image: float
-    images: int
-    repeats: int
 
 
 @dataclass(frozen=True)
@@ -132,42 +138,11 @@ def seconds_per_call(
     return statistics.median(times)
 
 
-def time_method(
-    run: Callable[[torch.Tensor, torch.Tensor], object],
-    images: torch.Tensor,
-    targets: torch.Tensor,
-    batch_sizes: Sequence[int],
-    budget: Budget,
-    clock: Clock = time.perf_counter,
-) -> dict[int, Timing]:
-    """Seconds per image of ``run(images[:n], targets[:n])`` for each batch size, as :class:`Budget` says."""
-    device = images.device
-    probe = seconds_per_call(lambda: run(images[:1], targets[:1]), 1, device, clock)
-    if budget.expensive_seconds < probe <= CONFIRM_FACTOR * budget.expensive_seconds:
-        # a first call also pays one-time costs (lazy initialisation, caches): confirm with a second one
-        probe = seconds_per_call(lambda: run(images[:1], targets[:1]), 1, device, clock)
-    expensive = probe > budget.expensive_seconds
-    out: dict[int, Timing] = {}
-    for batch in batch_sizes:
-        if batch > images.shape[0]:
-            raise ValueError(f"batch {batch} is larger than the {images.shape[0]} images available")
-        n = min(batch, budget.expensive_images) if expensive else batch
-        if expensive and n == 1:
-            out[batch] = Timing(probe, 1, 1)
-            continue
-        repeats = budget.expensive_repeats if expensive else budget.repeats
-        x, t = images[:n], targets[:n]
-        for _ in range(0 if expensive else budget.warmup):
-            run(x, t)
-        out[batch] = Timing(
-            seconds_per_call(lambda x=x, t=t: run(x, t), repeats, device, clock) / n, n, repeats
-        )
-    return out
-
-
-def _ours(name: str, model: nn.Module, layer: str) -> Callable[[torch.Tensor, torch.Tensor], object]:
+def _ours(name: str, model: nn.Module, layer: str,
+          options: dict[str, object] | None = None) -> Callable[[torch.Tensor, torch.Tensor], object]:
     cls = methods.get(name)
-    method = cls(model, layer=layer) if cls.needs_layer else cls(model)
+    options = options or {}
+    method = cls(model, layer=layer, **options) if cls.needs_layer else cls(model, **options)
     return lambda x, t: method(x, t)
 
 
@@ -176,45 +151,42 @@ def _ours(name: str, model: nn.Module, layer: str) -> Callable[[torch.Tensor, to
 # Methods that run the tail once per channel (Ablation-CAM, LIME-CAM) or the network more than once have none here.
 FORWARD_FLOOR = frozenset({"cam", "grad-cam", "grad-cam++", "xgrad-cam", "layer-cam", "lift-cam", "lrp-cam"})
 
+# What a method without a timed floor does beyond one forward pass: the bench row's note says it.
+EXTRA_WORK: dict[str, str] = {
+    "score-cam": "no floor timed: one masked forward pass per non-constant channel (K' passes per image)",
+    "ablation-cam": "no floor timed: the tail is run once per channel (K tail passes per image)",
+    "lime-cam": "no floor timed: KernelSHAP samples of the tail and a K x K solve per image",
+    "a-fmi": "no floor timed: 1 forward of the images + 1 of a shared reference + steps tail passes",
+    "integrated-gradients": "no floor timed: steps forward + backward passes through the whole network",
+    "deeplift": "no floor timed: a forward of [x; reference] and a backward through the whole network",
+    "fake-cam": "no floor: it runs no network pass (an all-ones map)",
+    "attention": "no floor timed: one forward of an attention network",
+}
+# A method this many times its floor or more has its row's note say so (DESIGN.md's target: within 1.1).
+FLOOR_TARGET = 1.1
+
 
 def _default(cls: type, parameter: str) -> object:
     return inspect.signature(cls.__init__).parameters[parameter].default
 
 
-def floor_per_image(
-    name: str,
-    model: nn.Module,
-    images: torch.Tensor,
-    targets: torch.Tensor,
-    ours: dict[int, Timing],
-    unit: dict[int, Timing],
-    budget: Budget,
-    clock: Clock = time.perf_counter,
-) -> dict[int, float]:
-    """Seconds per image of the passes ``name`` cannot avoid, for each batch size of ``ours``.
+def floor_call(name: str, model: nn.Module, x: torch.Tensor, t: torch.Tensor
+               ) -> tuple[Callable[[], object], float] | None:
+    """The call that times the passes ``name`` cannot avoid on ``x``, and how many times it counts.
 
+    Opti-CAM's floor is ``iterations`` × one forward + backward of the masked batch
+    (:func:`camrepro.methods.opti_cam.mask_gradient`), timed once per round and counted ``iterations`` times.
     A method of :data:`FORWARD_FLOOR` (one forward plus work on the tail after its layer) has the plain forward
-    pass at the same batch as its floor (the tail of a last-layer explanation is a pooling and a linear layer). Opti-CAM's
-    floor is ``iterations`` × (forward + backward of the masked batch), timed on the same number of images that
-    Opti-CAM itself was timed on. Any other method gets no floor (an empty dict).
+    pass as its floor: None here, the row uses the forward pass timed in the same round. Any other method has
+    no floor: None too (see :data:`EXTRA_WORK`).
     """
-    cls = methods.get(name)
-    if name == "opti-cam":
-        from camrepro.methods.opti_cam import mask_gradient
+    if name != "opti-cam":
+        return None
+    from camrepro.methods.opti_cam import mask_gradient
 
-        iterations = int(_default(cls, "iterations"))
-        out = {}
-        for batch, timing in ours.items():
-            x, t = images[: timing.images], targets[: timing.images]
-            masks = torch.full((x.shape[0], *x.shape[-2:]), 0.5, device=x.device)
-            step = seconds_per_call(
-                lambda x=x, t=t, m=masks: mask_gradient(model, x, m, t), budget.repeats, x.device, clock
-            )
-            out[batch] = iterations * step / x.shape[0]
-        return out
-    if name in FORWARD_FLOOR:
-        return {batch: unit[batch].s_per_image for batch in ours}
-    return {}
+    iterations = int(_default(methods.get(name), "iterations"))
+    masks = torch.full((x.shape[0], *x.shape[-2:]), 0.5, device=x.device)
+    return (lambda: mask_gradient(model, x, masks, t)), float(iterations)
 
 
 @contextlib.contextmanager
@@ -237,6 +209,59 @@ def _theirs(
         cam.activations_and_grads.release()
 
 
+def probe_is_expensive(run: Callable[[torch.Tensor, torch.Tensor], object], images: torch.Tensor,
+                       targets: torch.Tensor, budget: Budget, clock: Clock = time.perf_counter) -> bool:
+    """Whether ``run`` on one image takes longer than ``budget.expensive_seconds`` (its first call, confirmed by
+    a second one when it is below five times the threshold: a first call also pays one-time costs)."""
+    device = images.device
+    probe = seconds_per_call(lambda: run(images[:1], targets[:1]), 1, device, clock)
+    if budget.expensive_seconds < probe <= CONFIRM_FACTOR * budget.expensive_seconds:
+        probe = seconds_per_call(lambda: run(images[:1], targets[:1]), 1, device, clock)
+    return probe > budget.expensive_seconds
+
+
+def _quartiles(values: pd.Series) -> tuple[float, float, float]:
+    values = values.dropna()
+    if values.empty:
+        return math.nan, math.nan, math.nan
+    q25, q50, q75 = values.quantile([0.25, 0.5, 0.75])
+    return float(q25), float(q50), float(q75)
+
+
+def summarise_rounds(times: pd.DataFrame, multiplier: float = 1.0, floor: str | None = "forward"
+                     ) -> dict[str, object]:
+    """One bench row's numbers from an :func:`~camrepro.experiments.kit.timing.interleaved` table whose calls
+    are ``forward``, ``ours`` and optionally ``theirs`` and ``floor`` (counted ``multiplier`` times).
+    ``floor``: the call that is the method's floor (``"floor"``, ``"forward"``, or None: no floor).
+
+    Seconds are medians over rounds; the ratios are medians of the per-round ratio (ours and its reference
+    timed next to each other), each with its 25-75 % spread; ``unstable`` names the ratios whose spread is
+    wider than their value (:func:`camrepro.experiments.kit.timing.spread_is_wider_than_value`).
+    """
+    wide = times.pivot(index="round", columns="call", values="seconds")
+    if "floor" in wide:
+        wide["floor"] = wide["floor"] * multiplier
+    out: dict[str, object] = {f"{c}_s": float(wide[c].median()) if c in wide else math.nan
+                              for c in ("ours", "theirs", "forward", "floor")}
+    pairs = {"ratio": ("theirs", "ours"), "ours_in_forwards": ("ours", "forward"),
+             "ours_over_floor": ("ours", floor)}
+    unstable = []
+    for column, (num, den) in pairs.items():
+        if num in wide and den in wide:
+            q25, q50, q75 = _quartiles(wide[num] / wide[den])
+        else:
+            q25 = q50 = q75 = math.nan
+        out[column], out[f"{column}_q25"], out[f"{column}_q75"] = q50, q25, q75
+        if not math.isnan(q50) and timing.spread_is_wider_than_value(q25, q50, q75):
+            unstable.append(column)
+    out["unstable"] = ",".join(unstable)
+    out["rounds"] = int(len(wide))
+    load = times["load"].dropna()
+    out["load_mean"] = float(load.mean()) if len(load) else math.nan
+    out["load_max"] = float(load.max()) if len(load) else math.nan
+    return out
+
+
 def run_benchmark(
     model: nn.Module,
     layer: str,
@@ -247,8 +272,16 @@ def run_benchmark(
     compare: bool = True,
     log: Callable[[str], None] = print,
     clock: Clock = time.perf_counter,
+    load: Callable[[], float] = timing.load_average,
+    options: dict[str, dict[str, object]] | None = None,
 ) -> pd.DataFrame:
-    """The benchmark table of the methods ``names`` for ``model`` on ``images`` (on the images' device)."""
+    """The benchmark table of the methods ``names`` for ``model`` on ``images`` (on the images' device).
+
+    Per method and batch size, ours, theirs (pytorch-grad-cam, where it has the method), a plain forward pass
+    and the method's floor (Opti-CAM) are timed interleaved call by call, round after round
+    (:func:`camrepro.experiments.kit.timing.interleaved`), so a drift of the machine's speed hits both sides
+    of every ratio alike. ``options``: per method, keyword arguments of its constructor.
+    """
     device = images.device
     model = model.to(device).eval()
     theirs_model = copy.deepcopy(model)
@@ -256,62 +289,99 @@ def run_benchmark(
         p.requires_grad_(True)
     with torch.no_grad():
         targets = model(images).argmax(dim=1)
+    for batch in batch_sizes:
+        if batch > images.shape[0]:
+            raise ValueError(f"batch {batch} is larger than the {images.shape[0]} images available")
 
-    def forward(x: torch.Tensor, _t: torch.Tensor) -> object:
+    def forward(x: torch.Tensor) -> object:
         with torch.no_grad():
             return model(x)
 
-    unit_budget = Budget(budget.repeats, budget.warmup, math.inf)
     for batch in batch_sizes:  # the first calls at a batch size pay for memory allocation: not part of any row
         for _ in range(2):
-            forward(images[:batch], targets[:batch])
+            forward(images[:batch])
     rows = []
     for name in names:
         cls = methods.get(name)
         note = ""
-        # the unit is timed next to each method, so that a drift of the machine's speed during a long run
-        # (frequency, other load) does not bias the ratios of the methods timed far from it
-        unit = time_method(forward, images, targets, batch_sizes, unit_budget, clock)
         try:
-            ours = time_method(_ours(name, model, layer), images, targets, batch_sizes, budget, clock)
+            ours = _ours(name, model, layer, (options or {}).get(name))
+            expensive = probe_is_expensive(ours, images, targets, budget, clock)
         except (TypeError, ValueError) as exc:  # a method defined for another kind of network
             log(f"{name}: not applicable to this network ({exc})")
-            ours, note = {}, f"not applicable: {exc}"
-        floor = floor_per_image(name, model, images, targets, ours, unit, budget, clock) if ours else {}
-        theirs: dict[int, Timing] = {}
-        if compare and name in THEIRS and ours:
-            with _theirs(name, theirs_model, layer) as run_theirs:
-                theirs = time_method(run_theirs, images, targets, batch_sizes, budget, clock)
-        for batch in batch_sizes:
-            o, t = ours.get(batch), theirs.get(batch)
-            rows.append(
-                {
-                    "device": device.type,
-                    "method": name,
-                    "batch": batch,
-                    "ours_s_per_image": o.s_per_image if o else math.nan,
-                    "theirs_s_per_image": t.s_per_image if t else math.nan,
-                    "ratio": t.s_per_image / o.s_per_image if o and t else math.nan,
-                    "passes_formula": cls.forward_passes,
-                    "forward_s_per_image": unit[batch].s_per_image,
-                    "ours_in_forwards": o.s_per_image / unit[batch].s_per_image if o else math.nan,
-                    "floor_s_per_image": floor.get(batch, math.nan),
-                    "ours_over_floor": o.s_per_image / floor[batch] if o and batch in floor else math.nan,
-                    "ours_images": o.images if o else 0,
-                    "ours_repeats": o.repeats if o else 0,
-                    "theirs_images": t.images if t else 0,
-                    "theirs_repeats": t.repeats if t else 0,
-                    "note": note,
+            ours, expensive, note = None, False, f"not applicable: {exc}"
+        with contextlib.ExitStack() as stack:
+            theirs = (stack.enter_context(_theirs(name, theirs_model, layer))
+                      if compare and name in THEIRS and ours is not None else None)
+            for batch in batch_sizes:
+                row: dict[str, object] = {"device": device.type, "method": name, "batch": batch,
+                                          "passes_formula": cls.forward_passes, "note": note}
+                if ours is None:
+                    rows.append(row)
+                    continue
+                n = min(batch, budget.expensive_images) if expensive else batch
+                rounds = budget.expensive_repeats if expensive else budget.repeats
+                x, t = images[:n], targets[:n]
+                calls: dict[str, Callable[[], object]] = {"forward": lambda x=x: forward(x),
+                                                          "ours": lambda x=x, t=t: ours(x, t)}
+                if theirs is not None:
+                    calls["theirs"] = lambda x=x, t=t: theirs(x, t)
+                floor = floor_call(name, model, x, t)
+                if floor is not None:
+                    calls["floor"] = floor[0]
+                # the probe warmed an expensive method up; a cheap one gets budget.warmup calls of each
+                for _ in range(0 if expensive else budget.warmup):
+                    for fn in calls.values():
+                        fn()
+                times = timing.interleaved(calls, rounds=rounds, per_call=n, device=device, warmup=False,
+                                           clock=clock, load=load)
+                has_floor = floor is not None or name in FORWARD_FLOOR
+                summary = summarise_rounds(times, floor[1] if floor else 1.0,
+                                           "floor" if floor else "forward" if has_floor else None)
+                reasons = [note] if note else []
+                if not has_floor:
+                    reasons.append(EXTRA_WORK.get(name, "no floor timed"))
+                elif summary["ours_over_floor"] > FLOOR_TARGET:
+                    reasons.append(f"above {FLOOR_TARGET}x its floor: " + OVER_FLOOR.get(name, "see the profile"))
+                if summary["rounds"] < 2:
+                    reasons.append("one round: no spread")
+                row |= {
+                    "ours_s_per_image": summary["ours_s"],
+                    "theirs_s_per_image": summary["theirs_s"],
+                    "ratio": summary["ratio"], "ratio_q25": summary["ratio_q25"], "ratio_q75": summary["ratio_q75"],
+                    "forward_s_per_image": summary["forward_s"],
+                    "ours_in_forwards": summary["ours_in_forwards"],
+                    "floor_s_per_image": (summary["floor_s"] if floor is not None
+                                          else summary["forward_s"] if has_floor else math.nan),
+                    "ours_over_floor": summary["ours_over_floor"],
+                    "ours_over_floor_q25": summary["ours_over_floor_q25"],
+                    "ours_over_floor_q75": summary["ours_over_floor_q75"],
+                    "ours_images": n, "ours_repeats": summary["rounds"],
+                    "theirs_images": n if theirs is not None else 0,
+                    "theirs_repeats": summary["rounds"] if theirs is not None else 0,
+                    "rounds": summary["rounds"], "load_mean": summary["load_mean"], "load_max": summary["load_max"],
+                    "unstable": summary["unstable"],
+                    "note": "; ".join(reasons),
                 }
-            )
-        if ours:
-            summary = ", ".join(
-                f"b{b}: {ours[b].s_per_image:.4f}s"
-                + (f" vs {theirs[b].s_per_image:.4f}s" if b in theirs else "")
-                for b in batch_sizes
-            )
-            log(f"{name}: {summary}")
+                rows.append(row)
+                log(f"{name} b{batch}: {summary['ours_s']:.4f}s"
+                    + (f" vs {summary['theirs_s']:.4f}s (x{summary['ratio']:.2f})" if theirs is not None else "")
+                    + (f", {row['ours_over_floor']:.2f}x floor" if has_floor else "")
+                    + f", load {summary['load_mean']:.1f}")
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+# Why a method with a floor can stay above it (what it does beyond its passes), for the note of such a row.
+OVER_FLOOR: dict[str, str] = {
+    "cam": "the map and the upsampling to the input size",
+    "grad-cam": "a backward of the tail, the map and the upsampling",
+    "grad-cam++": "a backward of the tail, the second and third-order terms, the map and the upsampling",
+    "xgrad-cam": "a backward of the tail, the map and the upsampling",
+    "layer-cam": "a backward of the tail, the element-wise map and the upsampling",
+    "lift-cam": "a forward of the tail on [A; 0] and a backward of it, the map and the upsampling",
+    "lrp-cam": "an LRP pass through the tail, the map and the upsampling",
+    "opti-cam": "the capture and the final objective's forward passes, Adam and the map arithmetic",
+}
 
 
 # (method, other) pairs whose time ratio the papers' speed claims are about; "forward" is the plain forward pass
@@ -347,12 +417,26 @@ def ratio_table(table: pd.DataFrame, pairs: Sequence[tuple[str, str]] = RATIO_PA
 
 
 def format_table(table: pd.DataFrame) -> str:
-    """The table as printed: seconds with 4 decimals, ratios with 2."""
-    shown = table.drop(columns=["note"]).copy()
+    """The table as printed: seconds with 4 decimals, ratios with 2 and their 25-75 % spread in brackets,
+    a ``!`` after a ratio whose spread is wider than its value; the note below the table."""
+    shown = pd.DataFrame({"method": table.method, "batch": table.batch})
+    seconds = lambda v: "" if pd.isna(v) else f"{v:.4f}"  # noqa: E731
     for column in ("ours_s_per_image", "theirs_s_per_image", "forward_s_per_image", "floor_s_per_image"):
-        shown[column] = shown[column].map(lambda v: "" if math.isnan(v) else f"{v:.4f}")
+        shown[column.replace("_s_per_image", "_s")] = table[column].map(seconds)
     for column in ("ratio", "ours_in_forwards", "ours_over_floor"):
-        shown[column] = shown[column].map(lambda v: "" if math.isnan(v) else f"{v:.2f}")
+        def cell(row, column=column):
+            value = row[column]
+            if pd.isna(value):
+                return ""
+            low, high = row.get(f"{column}_q25", math.nan), row.get(f"{column}_q75", math.nan)
+            spread = "" if pd.isna(low) or pd.isna(high) else f" [{low:.2f}-{high:.2f}]"
+            flag = "!" if column in str(row.get("unstable", "")).split(",") else ""
+            return f"{value:.2f}{spread}{flag}"
+        shown[column] = table.apply(cell, axis=1)
+    shown["images"] = table.ours_images
+    shown["rounds"] = table["rounds"] if "rounds" in table else table.ours_repeats
+    if "load_mean" in table:
+        shown["load"] = table.load_mean.map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
     return shown.to_string(index=False)
 
 
@@ -431,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for device in _devices(args.device):
         net, _ = models.load(args.model, device=device, size=args.size)
         info = hardware(device)
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+        load = timing.load_average()
         print(
             f"# {args.model} {layer}, {args.size}x{args.size}, device {device} "
             f"({info.get('gpu', info['processor'])}), torch threads {info['torch_threads']}, "
@@ -443,6 +527,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = out / f"bench-{device.type}.csv"
         table.to_csv(path, index=False)
         print(format_table(table))
+        for row in table.itertuples():
+            if row.note:
+                print(f"  {row.method} b{row.batch}: {row.note}")
+        flagged = table[table.unstable.fillna("").astype(str) != ""]
+        if len(flagged):
+            print(f"! {len(flagged)} rows have a ratio whose 25-75 % spread is wider than its value "
+                  f"(load up to {table.load_max.max():.1f}): rerun on an idle machine before quoting them")
         print(f"written to {path}")
         ratios = ratio_table(table)
         if len(ratios):

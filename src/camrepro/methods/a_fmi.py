@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from camrepro.methods.base import Explainer, Explanation, inference_scope, target_scores
+from camrepro.methods.base import Explainer, Explanation, target_scores
 from camrepro.methods.references import (
     DEFAULT_BLUR_SIGMA, ReferenceLike, check_blur_sigma, check_noise_seed, check_reference, make_reference,
 )
@@ -128,7 +128,8 @@ class AFMI(Explainer):
     ``check_range=False`` — for a model that takes another input range, with the references ``"zeros"`` (the
     zero of the model's input) and ``"mean"`` only (the others are built in [0, 1] pixel space).
 
-    Cost: one forward pass of the images and one of the references (run together as one batch of 2B), plus
+    Cost: one forward pass of the images and one of the references (run together as one batch of 2B, or of
+    B + 1 when every image of the batch has the same reference: ``"zeros"``, ``"noise"``, one given photo), plus
     ``steps`` (``steps + 1`` for the trapezoid) tail forward and backward passes per image, stacked over
     images and path positions and chunked by ``batch_size``. Nothing is back-propagated below the explained
     layer.
@@ -151,14 +152,15 @@ class AFMI(Explainer):
     paper = "Zhang et al., arXiv:2104.05527 (2021), reconstructed from the abstract"
     needs_gradients = True
     has_weights = True
-    forward_passes = "2 forward (image, reference) + steps × tail (forward + backward)"
+    forward_passes = ("1 forward per image + 1 per reference (once per batch when shared) "
+                      "+ steps × tail (forward + backward)")
     range_free = True  # check_range=False accepted with the references "zeros" and "mean" (see Explainer)
 
     def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, *,
                  reference: ReferenceLike = "zeros", steps: int = 16, rule: str = "midpoint",
                  blur_sigma: float = DEFAULT_BLUR_SIGMA, noise_seed: int = 0, batch_size: int = 64,
-                 tail: nn.Module | None = None, check_range: bool = True):
-        super().__init__(model, layer, check_range=check_range)
+                 tail: nn.Module | None = None, check_range: bool = True, precision: str = "float32"):
+        super().__init__(model, layer, check_range=check_range, precision=precision)
         self.reference = check_reference(reference, check_range=check_range)
         self.steps = check_positive_int(steps, "steps")
         if rule not in RULES:
@@ -188,17 +190,22 @@ class AFMI(Explainer):
     def attribute(self, images: torch.Tensor, targets: TargetsLike = None) -> AFMIAttribution:
         """ΔA, ḡ, φ, the low-resolution map and the scores at x and x′ (see :class:`AFMIAttribution`)."""
         images, parsed = self._validate(images, targets)
-        with inference_scope(self.model):
+        with self._scope(images):
             return self._attribute(images, parsed)
 
     def _attribute(self, images: torch.Tensor, targets: torch.Tensor | None) -> AFMIAttribution:
         batch = images.shape[0]
         reference = self.references(images)
-        logits, acts = self._capture(torch.cat([images, reference]), grad=False)
+        # A reference the whole batch shares (zeros, noise, one given photo) is forwarded once, not B times.
+        shared = batch > 1 and bool(torch.equal(reference, reference[:1].expand_as(reference)))
+        logits, acts = self._capture(torch.cat([images, reference[:1] if shared else reference]), grad=False)
         tail = self.tail
         if not self._tail_checked:
             check_tail(tail, acts, logits, f"A-FMI at {self.layer_name!r}")
             self._tail_checked = True
+        if shared:
+            logits = torch.cat([logits[:batch], logits[batch:].expand(batch, -1)])
+            acts = torch.cat([acts[:batch], acts[batch:].expand(batch, -1, -1, -1)])
         targets = self._resolve_targets(targets, logits[:batch])
         end, start = acts[:batch], acts[batch:]
         grads = path_averaged_gradients(tail, start, end, targets, steps=self.steps, rule=self.rule,

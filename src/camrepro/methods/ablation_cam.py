@@ -41,6 +41,9 @@ class AblationCAM(ChannelCAM):
     needs_gradients = False
     forward_passes = "1 forward + K' tail passes per image (K' <= K non-zero channels)"
     range_free = True  # check_range=False accepted (see Explainer)
+    autocast_applies = False
+    autocast_refusal = ("its weights are small differences of the target score with one channel removed; in "
+                        "bfloat16 its maps correlate 0.998-0.9995 with the float32 maps, below 0.999 on some")
 
     def __init__(
         self,
@@ -50,8 +53,9 @@ class AblationCAM(ChannelCAM):
         batch_size: int = 128,
         tail: nn.Module | None = None,
         check_range: bool = True,
+        precision: str = "float32",
     ):
-        super().__init__(model, layer, check_range=check_range)
+        super().__init__(model, layer, check_range=check_range, precision=precision)
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if tail is not None and not isinstance(tail, nn.Module):
             raise TypeError(f"tail must be an nn.Module, got {type(tail).__name__}")

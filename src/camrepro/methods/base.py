@@ -52,6 +52,23 @@ class Explanation:
         return self.saliency.detach().flatten(1).amax(dim=1) <= 0
 
 
+PRECISIONS = ("float32", "bf16")
+
+
+def precision_scope(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """Nothing for ``"float32"``; ``torch.autocast`` in bfloat16 on ``device``'s type for ``"bf16"``.
+
+    Autocast runs convolutions and matrix products in bfloat16 and leaves float64 work (DeepLIFT's secant
+    slopes, the float64 softmaxes of the metrics) and reductions in their own precision. Opt-in: float32 is
+    every method's default, and its results do not depend on this option's existence.
+    """
+    if precision == "float32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+
+
 @contextlib.contextmanager
 def inference_scope(model: nn.Module) -> Iterator[None]:
     """Eval mode and frozen parameters for the duration of a call; the user's flags are restored after."""
@@ -75,6 +92,12 @@ class Explainer(abc.ABC):
     mask, blur or replace pixels, so it can explain a model that takes another input range). Subclasses
     implement :meth:`_explain`.
 
+    Precision: ``precision="float32"`` (default) or ``"bf16"``: the method's passes run under
+    ``torch.autocast(device_type=images.device.type, dtype=torch.bfloat16)`` (:func:`precision_scope`), for
+    GPUs with bfloat16 units; maps and weights come back in the images' dtype. Tested: on the packaged networks
+    the bf16 maps correlate ≥ 0.999 with the float32 maps (CPU autocast; CUDA where a GPU is at hand). A method
+    whose result autocast cannot reproduce sets ``autocast_applies = False`` and refuses it, saying why.
+
     Input range: images must be in [0, 1] (the package's convention, see :mod:`camrepro.tensors`); anything
     else is a ValueError naming :func:`camrepro.models.with_normalization`. A ``range_free`` method accepts
     ``check_range=False`` for a model that takes another range (already-normalised images); a method that
@@ -88,8 +111,19 @@ class Explainer(abc.ABC):
     has_weights: ClassVar[bool] = False
     forward_passes: ClassVar[str] = ""
     range_free: ClassVar[bool] = False
+    # precision="bf16" (torch.autocast) is refused where it cannot give the float32 map (the reason says why)
+    autocast_applies: ClassVar[bool] = True
+    autocast_refusal: ClassVar[str] = ""
 
-    def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, *, check_range: bool = True):
+    def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, *, check_range: bool = True,
+                 precision: str = "float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS} "
+                             "('bf16' runs the network under torch.autocast in bfloat16 on the images' device)")
+        if precision != "float32" and not self.autocast_applies:
+            raise ValueError(f"{self.name or type(self).__name__} cannot run in {precision}: "
+                             f"{self.autocast_refusal}")
+        self.precision = precision
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(check_range, bool):
@@ -127,8 +161,19 @@ class Explainer(abc.ABC):
     def explain(self, images: torch.Tensor, targets: TargetsLike = None) -> Explanation:
         """Validated inputs → :class:`Explanation` (low-resolution saliency, targets, weights, all_zero)."""
         images, parsed = self._validate(images, targets)
-        with inference_scope(self.model):
-            return self._explain(images, parsed)
+        with self._scope(images):
+            explanation = self._explain(images, parsed)
+        if self.precision != "float32":  # the maps and weights of an autocast run, in the images' dtype
+            explanation.saliency = explanation.saliency.to(images.dtype)
+            if explanation.weights is not None:
+                explanation.weights = explanation.weights.to(images.dtype)
+        return explanation
+
+    @contextlib.contextmanager
+    def _scope(self, images: torch.Tensor) -> Iterator[None]:
+        """:func:`inference_scope`, under :func:`precision_scope` of this method's ``precision``."""
+        with inference_scope(self.model), precision_scope(self.precision, images.device):
+            yield
 
     def _validate(self, images: object, targets: TargetsLike) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The checks of every entry point: images (range unless ``check_range=False``; dtype and channels

@@ -115,8 +115,9 @@ class CAM(ChannelCAM):
     def __init__(
         self, model: nn.Module, layer: str | nn.Module | None = None, *, tail: nn.Module | None = None,
         check_range: bool = True,
+        precision: str = "float32",
     ):
-        super().__init__(model, layer, check_range=check_range)
+        super().__init__(model, layer, check_range=check_range, precision=precision)
         if tail is None:
             graph_tail = extract_tail(model, self.layer_name)
         elif isinstance(tail, fx.GraphModule):

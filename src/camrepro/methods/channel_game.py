@@ -25,6 +25,7 @@ from torch import nn
 
 from camrepro.methods.deeplift_rules import TailPlan, as_graph_module, broadcast_reference, plan_tail
 from camrepro.methods.validation import check_positive_int
+from camrepro.progress import progress
 
 DEFAULT_BATCH_SIZE = 128
 # The fold stores K per-channel terms of the linear prefix's output; above this many elements it is not used.
@@ -183,8 +184,9 @@ class ChannelGame:
         masks = masks.to(device=self.acts.device, dtype=torch.bool)
         shape = (-1, self.n_players) + (1,) * (self.acts.dim() - 1)
         out = []
+        starts = range(0, masks.shape[0], self.batch_size)
         with torch.no_grad():
-            for start in range(0, masks.shape[0], self.batch_size):
+            for start in progress(starts, total=len(starts), desc="coalition batches", unit="batch"):
                 chunk = masks[start:start + self.batch_size].view(shape)
                 inputs = torch.where(chunk, self.acts[None], self.reference[None])
                 out.append(self._target_values(self.tail(inputs)))
@@ -226,7 +228,7 @@ class ChannelGame:
         accumulate = torch.float64 if terms.numel() <= ACCUMULATE_FLOAT64_ELEMENTS else terms.dtype
         rows = []
         with torch.no_grad():
-            for order in orders:
+            for order in progress(orders, total=orders.shape[0], desc="SHAP orders", unit="order"):
                 running = base.to(accumulate)
                 values = [self._suffix_values(suffix, base[None])]
                 for start in range(0, self.n_players, self.batch_size):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from camrepro.methods.base import ChannelCAM, inference_scope
+from camrepro.methods.base import ChannelCAM
 from camrepro.methods.deeplift_rules import Attribution, check_reproduces, deeplift, plan_for_layer
 from camrepro.methods.references import (
     DEFAULT_BLUR_SIGMA, ReferenceLike, check_blur_sigma, check_noise_seed, check_reference, make_reference,
@@ -84,8 +84,8 @@ class LIFTCAM(ChannelCAM):
     def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, *,
                  tail: nn.Module | None = None, reference: ReferenceLike | None = None,
                  reference_activations: torch.Tensor | None = None, blur_sigma: float = DEFAULT_BLUR_SIGMA,
-                 noise_seed: int = 0, check_range: bool = True):
-        super().__init__(model, layer, check_range=check_range)
+                 noise_seed: int = 0, check_range: bool = True, precision: str = "float32"):
+        super().__init__(model, layer, check_range=check_range, precision=precision)
         if reference is not None and not check_range:
             raise ValueError("an image reference is built in [0, 1] pixel space, so it needs images in [0, 1]: "
                              "check_range=False is only for the all-zero activation reference "
@@ -125,7 +125,7 @@ class LIFTCAM(ChannelCAM):
     def contributions(self, images: torch.Tensor, targets: TargetsLike = None) -> LiftContributions:
         """The DeepLIFT contributions, coefficients, activations and reference activations of a batch."""
         images, parsed = self._validate(images, targets)
-        with inference_scope(self.model):
+        with self._scope(images):
             logits, acts = self._capture(images, grad=False)
             targets = self._resolve_targets(parsed, logits)
             result, reference = self._deeplift(images, acts, logits, targets)

@@ -118,8 +118,8 @@ class LIMECAM(ChannelCAM):
 
     def __init__(self, model: nn.Module, layer=None, *, tail: nn.Module | None = None,
                  n_samples: int | None = None, paired: bool = True, seed: int = 0,
-                 batch_size: int = DEFAULT_BATCH_SIZE, check_range: bool = True):
-        super().__init__(model, layer, check_range=check_range)
+                 batch_size: int = DEFAULT_BATCH_SIZE, check_range: bool = True, precision: str = "float32"):
+        super().__init__(model, layer, check_range=check_range, precision=precision)
         self.n_samples = None if n_samples is None else check_positive_int(n_samples, "n_samples")
         if not isinstance(paired, bool):
             raise TypeError(f"paired must be a bool, got {type(paired).__name__}")

@@ -38,8 +38,8 @@ class LRPCAM(ChannelCAM):
     range_free = True  # check_range=False accepted (see Explainer)
 
     def __init__(self, model: nn.Module, layer=None, *, tail: nn.Module | None = None,
-                 epsilon: float = DEFAULT_LRP_EPSILON, check_range: bool = True):
-        super().__init__(model, layer, check_range=check_range)
+                 epsilon: float = DEFAULT_LRP_EPSILON, check_range: bool = True, precision: str = "float32"):
+        super().__init__(model, layer, check_range=check_range, precision=precision)
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
             raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
         self.epsilon = float(epsilon)

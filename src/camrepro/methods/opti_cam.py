@@ -14,6 +14,7 @@ from camrepro.methods.validation import (
     TargetsLike, check_fits_model, check_images, check_target_range, parse_targets,
 )
 from camrepro.models.masking import SPACES, masked_forward
+from camrepro.progress import progress
 
 OBJECTIVES = ("mask", "diff")
 NORMALIZATIONS = ("range", "max", "sigmoid")
@@ -173,12 +174,16 @@ class OptiCAM(Explainer):
     needs_gradients = True
     has_weights = True
     forward_passes = "2 forward + iterations × (forward + backward) of the masked batch"
+    autocast_applies = False
+    autocast_refusal = ("100 Adam steps amplify rounding (see the float32 note in the class docstring); in "
+                        "bfloat16 its maps correlate only 0.987-0.996 with the float32 maps after 10 steps")
 
     def __init__(self, model: nn.Module, layer: str | nn.Module | None = None, *, iterations: int = 100,
                  lr: float = 0.1, objective: str = "mask", normalization: str = "range", space: str = "pixel",
                  init: float = 0.5, early_stop: int | None = None, snapshots: Sequence[int] = (),
-                 check_range: bool = True):
-        super().__init__(model, layer, check_range=check_range)  # masks pixels: check_range=False is refused
+                 check_range: bool = True, precision: str = "float32"):
+        # masks pixels: check_range=False is refused
+        super().__init__(model, layer, check_range=check_range, precision=precision)
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
             raise ValueError(f"iterations must be a non-negative int, got {iterations!r}")
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
@@ -266,7 +271,7 @@ class OptiCAM(Explainer):
         def pick(z: torch.Tensor) -> torch.Tensor:
             return z if index is None else z[index]
 
-        for t in range(total):
+        for t in progress(range(total), total=total, desc=f"{self.name} iterations", unit="step"):
             with torch.enable_grad():
                 value = self._objective(pick(u), pick(images), pick(features), pick(original), pick(targets))
                 (grad,) = torch.autograd.grad(-value.sum(), u)

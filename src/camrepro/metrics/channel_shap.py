@@ -28,6 +28,7 @@ from torch import nn
 
 from camrepro.methods.channel_game import DEFAULT_BATCH_SIZE, ChannelGame
 from camrepro.methods.deeplift_rules import TailPlan, broadcast_reference, plan_tail
+from camrepro.progress import progress
 
 EXACT_MAX_PLAYERS = 16
 
@@ -121,7 +122,8 @@ def permutation_shap(tail: nn.Module | TailPlan, acts: torch.Tensor, targets, *,
     reference = broadcast_reference(reference, acts)
     orders = sample_orders(acts.shape[1], n_permutations, antithetic, seed)
     values, errors, totals = [], [], []
-    for image, target in enumerate(targets):
+    for image, target in progress(enumerate(targets), total=len(targets), desc="SHAP permutations: images",
+                                  unit="image"):
         game = ChannelGame(plan, acts[image], target, reference[image], batch_size=batch_size, fold=fold)
         chain = game.chain_values(orders)
         samples = marginal_contributions(chain, orders)

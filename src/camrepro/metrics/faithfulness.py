@@ -16,9 +16,11 @@ the image and puts the most salient pixels back first; the curve is the target-c
 score is its area over the fraction of pixels changed.
 
 Every function evaluates the model in eval mode (each module's ``training`` flag is restored afterwards)
-under ``torch.no_grad``, in chunks of ``batch_size`` images on the images' device. Probabilities are returned
-as float64 CPU values: the softmax is taken in float64 so that a probability close to 1 keeps the precision
-that AG's ``1 − p`` denominator needs.
+under ``torch.no_grad`` (``inference_mode`` measured no faster), in chunks of ``batch_size`` images on the
+images' device, on channels-last inputs on the CPU (:func:`camrepro.tensors.forward_channels_last`: the same
+probabilities up to rounding, in about 0.6× the time at 16 images or more per pass). Probabilities are
+returned as float64 CPU values: the softmax is taken in float64 so that a probability close to 1 keeps the
+precision that AG's ``1 − p`` denominator needs.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ from camrepro.metrics._validation import (
     check_targets,
 )
 from camrepro.models.masking import SPACES, masked_forward
+from camrepro.progress import progress
 from camrepro.tensors import (  # noqa: F401  (gaussian_*, evaluation_mode: re-exported)
-    as_logits, evaluation_mode, gaussian_blur, gaussian_kernel1d,
+    as_logits, evaluation_mode, forward_channels_last, gaussian_blur, gaussian_kernel1d,
 )
 
 # Denominator floor of AD and AG. When p = 0 the AD numerator [p − o]₊ is 0 as well (o ≥ 0), and when p = 1
@@ -93,12 +96,17 @@ def masked_probabilities(
     _check_space(space)
     batch_size = check_batch_size(batch_size)
     p_parts, o_parts = [], []
+    def masked(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return masked_forward(model, x, m, space)
+
     with torch.no_grad(), evaluation_mode(model):
         for start in range(0, batch, batch_size):
             chunk = slice(start, start + batch_size)
-            p_parts.append(_target_probabilities(as_logits(model(images[chunk]), model), targets[chunk]))
-            masked = masked_forward(model, images[chunk], maps[chunk], space)
-            o_parts.append(_target_probabilities(as_logits(masked, model), targets[chunk]))
+            # p and o go through the same layout, so an all-ones map gives o == p exactly (Fake-CAM's AI)
+            p_parts.append(_target_probabilities(as_logits(forward_channels_last(model, images[chunk]), model),
+                                                 targets[chunk]))
+            o = forward_channels_last(masked, images[chunk], maps[chunk])
+            o_parts.append(_target_probabilities(as_logits(o, model), targets[chunk]))
     return torch.cat(p_parts), torch.cat(o_parts)
 
 
@@ -278,8 +286,15 @@ def insertion_deletion(
     counts = torch.clamp(torch.arange(points, device=images.device) * pixels_per_step, max=n_pixels)
     ranks = saliency_ranks(maps)
     curves = torch.empty(batch * points, dtype=torch.float64)
+    def masked(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return masked_forward(model, x, m, space)
+
+    def blended(background: torch.Tensor, keep: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return model(background + keep * (x - background))
+
+    starts = range(0, batch * points, batch_size)
     with torch.no_grad(), evaluation_mode(model):
-        for start in range(0, batch * points, batch_size):
+        for start in progress(starts, total=len(starts), desc=f"{mode} steps", unit="batch"):
             pair = torch.arange(start, min(start + batch_size, batch * points), device=images.device)
             image_index, point_index = pair // points, pair % points
             changed = ranks[image_index] < counts[point_index].unsqueeze(1)
@@ -287,10 +302,9 @@ def insertion_deletion(
             keep = keep.view(-1, height, width).to(images.dtype)
             chosen = images[image_index]
             if base is None:
-                logits = masked_forward(model, chosen, keep, space)
+                logits = forward_channels_last(masked, chosen, keep)
             else:
-                background = base[image_index]
-                logits = model(background + keep.unsqueeze(1) * (chosen - background))
+                logits = forward_channels_last(blended, base[image_index], keep.unsqueeze(1), chosen)
             curves[start : start + pair.shape[0]] = _target_probabilities(
                 as_logits(logits, model), targets[image_index])
     curves = curves.view(batch, points)

@@ -32,11 +32,14 @@ def load_average() -> float:
 
 
 def interleaved(calls: Mapping[str, Callable[[], object]], *, rounds: int, per_call: int = 1,
-                device: torch.device | None = None, warmup: bool = True) -> pd.DataFrame:
+                device: torch.device | None = None, warmup: bool = True,
+                clock: Callable[[], float] = time.perf_counter,
+                load: Callable[[], float] = load_average) -> pd.DataFrame:
     """Seconds per item of each call in ``calls``, ``rounds`` times, the calls interleaved in each round.
 
     ``per_call``: items each call processes (images in the batch), so the times are per image. Returns one
-    row per (round, call): ``round, call, seconds, load``.
+    row per (round, call): ``round, call, seconds, load`` (the machine's load average when the call ended).
+    ``clock`` and ``load`` are for tests (a fake clock).
     """
     if rounds < 1:
         raise ValueError(f"rounds must be ≥ 1, got {rounds}")
@@ -47,11 +50,10 @@ def interleaved(calls: Mapping[str, Callable[[], object]], *, rounds: int, per_c
     for r in range(rounds):
         for name, fn in calls.items():
             _sync(device)
-            start = time.perf_counter()
+            start = clock()
             fn()
             _sync(device)
-            rows.append({"round": r, "call": name, "seconds": (time.perf_counter() - start) / per_call,
-                         "load": load_average()})
+            rows.append({"round": r, "call": name, "seconds": (clock() - start) / per_call, "load": load()})
     return pd.DataFrame(rows, columns=["round", "call", "seconds", "load"])
 
 
@@ -61,9 +63,18 @@ def paired_ratios(times: pd.DataFrame, numerator: str, denominator: str) -> pd.S
     return wide[numerator] / wide[denominator]
 
 
+def spread_is_wider_than_value(q25: float, median: float, q75: float) -> bool:
+    """The flag of a ratio that a busy machine has blurred: its 25-75 % spread is wider than the ratio itself
+    (then even "faster or slower" is not decided by these rounds)."""
+    return bool((q75 - q25) > median)
+
+
 def ratio_summary(times: pd.DataFrame, numerator: str, denominator: str) -> dict[str, float]:
-    """Median ratio, its 25-75 % spread and whether the spread is wider than the ratio (flagged)."""
-    ratios = paired_ratios(times, numerator, denominator)
+    """Median of the per-round ratio, its 25-75 % spread, the rounds, and ``unstable``: the spread is wider
+    than the ratio (:func:`spread_is_wider_than_value`)."""
+    ratios = paired_ratios(times, numerator, denominator).dropna()
+    if ratios.empty:
+        raise ValueError(f"no round has both {numerator!r} and {denominator!r}")
     q25, q50, q75 = ratios.quantile([0.25, 0.5, 0.75])
     return {"median": float(q50), "q25": float(q25), "q75": float(q75), "rounds": int(ratios.size),
-            "unstable": bool((q75 - q25) > q50)}
+            "unstable": spread_is_wider_than_value(float(q25), float(q50), float(q75))}
