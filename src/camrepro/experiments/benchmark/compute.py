@@ -25,6 +25,8 @@ from camrepro import metrics, models
 from camrepro.experiments.chapter import Unit
 from camrepro.experiments.kit import grids as kit_grids
 from camrepro.experiments.kit import images as kit_images
+from camrepro.experiments.benchmark.params import inputs as chapter_inputs
+from camrepro.experiments.kit import inputs as kit_inputs
 from camrepro.experiments.kit import metric_tables, predictions, timing
 from camrepro.experiments.kit.maps import MapStore, build
 
@@ -63,7 +65,7 @@ class _Setting:
     def __init__(self, model: str, params: Mapping[str, object], device: str):
         self.model, self.params = model, params
         self.device = torch.device(device)
-        self.net, _ = models.load(model, device=self.device)
+        self.net, _ = models.load(model, weights=kit_inputs.weights_for(params, model), device=self.device)
         self.layer = models.default_layer(model)
         self.photos = kit_images.load(params["images"])
         self.images = self.photos.batch().to(self.device)
@@ -198,9 +200,11 @@ _KINDS = {
 def units(params: dict[str, object]) -> list[Unit]:
     """Four units per network (see the module's docstring), each with the parameters its result depends on."""
     out = []
+    fingerprints = kit_inputs.contents("benchmark", chapter_inputs(params))
     for kind, (compute, keys) in _KINDS.items():
         for model in params["models"]:
-            unit_params = {"model": model, **{k: params[k] for k in (*_SHARED, *keys)}}
+            unit_params = kit_inputs.keyed({"model": model, **{k: params[k] for k in (*_SHARED, *keys)}},
+                                           fingerprints, model)
             out.append(Unit(name=f"{kind}-{model}", params=unit_params,
                             compute=lambda device, f=compute, m=model: f(m, params, device)))
     return out
