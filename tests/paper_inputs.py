@@ -99,7 +99,7 @@ def minimal_overrides(chapter: str, images: dict, weights: dict[str, str], train
     protocol but bring every count to its minimum (or to 1 where 0 would skip the code path)."""
     images = {**images, "size": 32}
     if chapter == "benchmark":
-        return {"images": {"n": 4, "size": 32}, "method_images": {"score-cam": 1, "ablation-cam": 1},
+        return {"images": {"n": 4, "size": 64}, "method_images": {"score-cam": 1, "ablation-cam": 1},
                 "insertion_deletion": {"images": 1, "steps": 1},
                 "grids": {"n": 1, "method_grids": {"score-cam": 0, "ablation-cam": 0}},
                 "randomisation": {"images": 1, "method_images": {"score-cam": 0, "ablation-cam": 0}},
@@ -121,9 +121,9 @@ def minimal_overrides(chapter: str, images: dict, weights: dict[str, str], train
     if chapter == "afmi":
         return {"images": {**images, "n": 4}, "weights": weights, "chunk": 4,
                 "method_options": {"a-fmi": {"steps": 1}, "integrated-gradients": {"steps": 2}},
-                "insensitivity": {"images": 1}, "faithfulness": {"insertion_steps": 1}, "grids": {"n": 1},
-                "saturation": {"pool": 1, "images": 1, "temperatures": [1.0, 2.0], "steps": 1,
-                               "deletion_steps": 1}}
+                "references": {"names": ["zeros", "photo"]}, "insensitivity": {"images": 1},
+                "faithfulness": {"insertion_steps": 1}, "grids": {"n": 1},
+                "saturation": {"pool": 1, "images": 1, "temperatures": [4.0], "steps": 1, "deletion_steps": 1}}
     if chapter == "lficam":
         return {"data": {"train_root": str(train), "test_root": str(test)},
                 "model": {"widths": [8, 16, 32, 64]},

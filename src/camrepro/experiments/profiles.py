@@ -33,7 +33,7 @@ def profile_section(profile: str, chapter: str, *, has_overrides: bool) -> dict[
         raise TypeError(f"profile must be a non-empty string, got {profile!r}")
     layout = BookLayout.at()
     if (layout.params / f"{profile}.yaml").is_file():
-        return dict(load_profile(profile, layout).get(chapter) or {})
+        return dict(load_profile(profile).get(chapter) or {})
     own = _own_file(profile)
     if own is not None:
         content = yaml.safe_load(own.read_text())
