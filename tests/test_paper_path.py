@@ -2,8 +2,9 @@
 validation folder with labels, stand-in ResNet-50 / VGG16 weights named in the ``weights`` parameter and tiny
 ImageFolder trees for LFI-CAM, every count at its minimum (issue 12, item 6).
 
-Each chapter goes through the chapter contract as a reader's notebook does — ``registry.get(name).params(
-"paper", overrides)``, ``.run``, every table of its ``tables`` module, ``.claims`` and the report's claims table —
+Each chapter goes through the chapter contract as a reader's notebook does —
+``registry.get(name).params("paper", overrides)``, ``.run``, every table of its ``tables`` module, ``.claims``
+and the report's claims table —
 so the loading code, the user-weights path, the content keys and the claims of the paper profile cannot rot.
 The models, methods, layers and protocol switches of ``paper.yaml`` are kept; only counts (photos, steps,
 iterations, epochs, seeds, rounds) and the LFI-CAM backbone's widths (its depth and block type are kept) are
@@ -74,7 +75,8 @@ def test_chapter_runs_at_the_paper_profile_on_small_inputs(name, reader):
         if name in ("opticam", "liftcam", "afmi"):             # the reader's photos, labels and weights
             inputs = recorded["inputs"]
             assert inputs["images.labels"]["sha256"] and inputs["images.root"]["files"] == 8, unit
-            assert any(k.startswith("weights.") and v["file"].startswith("my-") for k, v in inputs.items()), unit
+            own = [k for k, v in inputs.items() if k.startswith("weights.") and v["file"].startswith("my-")]
+            assert own, unit
         elif name == "lficam":                                  # the reader's ImageFolder trees
             assert recorded["data"]["inputs"]["data.train_root"]["files"] == 8, unit
     assert _tables(name, results) >= 3

@@ -162,7 +162,8 @@ def test_own_weights_are_part_of_the_key_the_manifest_and_the_map_store(own_weig
     assert recorded == {"file": path.name, "sha256": models.user_weights("mobilenet_v2", path)[1]}
     net, _ = models.load("mobilenet_v2", weights=str(path))
     own_store = MapStore(GradCAM(net, "features.18"), "mobilenet_v2", "grad-cam")
-    packaged_store = MapStore(GradCAM(models.load("mobilenet_v2")[0], "features.18"), "mobilenet_v2", "grad-cam")
+    packaged, _ = models.load("mobilenet_v2")
+    packaged_store = MapStore(GradCAM(packaged, "features.18"), "mobilenet_v2", "grad-cam")
     assert own_store.folder != packaged_store.folder
 
 
@@ -200,7 +201,8 @@ def test_missing_inputs_are_reported_at_once_before_computing(tmp_path, results,
 
 def test_missing_lficam_folders_are_reported_at_once(tmp_path):
     chapter = registry.get("lficam")
-    params = chapter.params("paper", {"data": {"train_root": str(tmp_path / "a"), "test_root": str(tmp_path / "b")}})
+    params = chapter.params("paper", {"data": {"train_root": str(tmp_path / "a"),
+                                               "test_root": str(tmp_path / "b")}})
     with pytest.raises(kit_inputs.MissingInputs, match="2 input") as error:
         chapter.run(params)
     assert "data.train_root" in str(error.value) and "data.test_root" in str(error.value)
@@ -242,19 +244,22 @@ def test_relative_paths_resolve_from_the_repository_root_whatever_the_cwd(tmp_pa
     assert user_path("/abs/x") == Path("/abs/x")
     assert user_path("~/x") == Path.home() / "x"
     assert models.weights_folder() == root / "data" / "raw" / "weights"
-    section = {"source": "imagenet-val", "root": "data/raw/imagenet/val", "labels": "data/raw/imagenet/val_labels.txt",
-               "n": 4, "size": 32, "seed": 0}
+    section = {"source": "imagenet-val", "root": "data/raw/imagenet/val",
+               "labels": "data/raw/imagenet/val_labels.txt", "n": 4, "size": 32, "seed": 0}
     for name in ("opticam", "liftcam", "afmi", "benchmark"):
         extra = {"shap": {"images": 1}} if name == "liftcam" else {}
         params = registry.get(name).params(None, {"images": section, **extra})
         found = kit_inputs.image_inputs(params["images"])
-        assert [i.path for i in found] == [root / "data/raw/imagenet/val", root / "data/raw/imagenet/val_labels.txt"]
+        assert [i.path for i in found] == [root / "data/raw/imagenet/val",
+                                           root / "data/raw/imagenet/val_labels.txt"]
     assert kit_images.load(section).count == 4
-    lficam = registry.get("lficam").params(None, {"data": {"source": "image-folder", "train_root": "data/raw/cifar/train",
+    lficam = registry.get("lficam").params(None, {"data": {"source": "image-folder",
+                                                           "train_root": "data/raw/cifar/train",
                                                            "test_root": "data/raw/cifar/test"}})
     data = load_data(lficam)
     assert len(data.train) == 2 and len(data.test) == 2
-    assert kit_inputs.weight_inputs(["resnet50"], {})[0].path == root / "data/raw/weights/resnet50-0676ba61.pth"
+    weights = kit_inputs.weight_inputs(["resnet50"], {})
+    assert weights[0].path == root / "data/raw/weights/resnet50-0676ba61.pth"
 
 
 # ---------------------------------------------------------------------------------------- own profiles

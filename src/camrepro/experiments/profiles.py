@@ -46,6 +46,6 @@ def profile_section(profile: str, chapter: str, *, has_overrides: bool) -> dict[
     if has_overrides:
         return {}
     raise ValueError(f"unknown profile {profile!r}: no notebooks/params/{profile}.yaml (ours are "
-                     f"{available_profiles(layout)}) and no {chapter} parameters were given with it; pass the "
-                     "chapter's section with a profile of your own (papermill -f own.yaml), or a path to a "
-                     "YAML file")
+                     f"{available_profiles(layout)}) and no {chapter} parameters were given with it; pass "
+                     "the chapter's section with a profile of your own (papermill -f own.yaml), or a path to "
+                     "a YAML file")

@@ -114,15 +114,16 @@ def verify_weights(name: str) -> str:
 
 def user_weights(name: str, path: str | os.PathLike) -> tuple[Path, str]:
     """A reader's own weights file for ``name`` (a state dict, e.g. IMAGENET1K_V2 or a fine-tuned model):
-    its resolved path (:func:`camrepro.data.paths.user_path`) and full sha256. No hash-prefix check: the file is
-    the reader's; its sha256 identifies it in cache keys and manifests instead."""
+    its resolved path (:func:`camrepro.data.paths.user_path`) and full sha256. No hash-prefix check: the file
+    is the reader's; its sha256 identifies it in cache keys and manifests instead."""
     from camrepro.data.fingerprint import file_sha256
     from camrepro.data.paths import user_path
 
     _spec(name)
     resolved = user_path(path)
     if not resolved.is_file():
-        raise FileNotFoundError(f"the {name} weights file {resolved} (from the weights parameter) does not exist")
+        raise FileNotFoundError(f"the {name} weights file {resolved} (from the weights parameter) does not "
+                                "exist")
     return resolved, file_sha256(resolved)
 
 

@@ -23,7 +23,9 @@ from camrepro import methods, metrics, models
 from camrepro.experiments.afmi.agreement import (
     SoftmaxOutput, completeness_rows, cross_reference_agreement, other_photo,
 )
-from camrepro.experiments.afmi.params import CHAPTER, INPUT, OTHER_PHOTO, layer_for, method_layers, method_options
+from camrepro.experiments.afmi.params import (
+    CHAPTER, INPUT, OTHER_PHOTO, layer_for, method_layers, method_options,
+)
 from camrepro.experiments.afmi.params import inputs as chapter_inputs
 from camrepro.experiments.chapter import Unit
 from camrepro.experiments.kit import images as kit_images

@@ -123,7 +123,8 @@ def _whole(p: dict[str, object]) -> str | None:
 
 
 def inputs(params: Mapping[str, object]) -> list[kit_inputs.Input]:
-    """The files the chapter reads that the reader provides (checked, and keyed by content, before computing)."""
+    """The files the chapter reads that the reader provides (checked, and keyed by content, before
+    computing)."""
     used = list(dict.fromkeys([*params["models"], *params["saturation"]["models"]]))
     return kit_inputs.image_inputs(params["images"]) + kit_inputs.weight_inputs(used, params)
 

@@ -34,7 +34,8 @@ def grid_problem(n_images: int, n_grids: int, where: str = "grids.n") -> str | N
     different (predicted) classes, so fewer than four photos can never make one. Checked when the parameters
     are resolved; whether four *classes* are predicted is known only after the predictions."""
     if n_grids > 0 and n_images < 4:
-        return f"{where} = {n_grids} needs at least 4 photos of 4 different classes, but images.n = {n_images}"
+        return (f"{where} = {n_grids} needs at least 4 photos of 4 different classes, but images.n = "
+                f"{n_images}")
     return None
 
 

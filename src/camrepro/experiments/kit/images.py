@@ -107,8 +107,10 @@ def load(section: dict[str, object]) -> ImageSet:
             raise ValueError(f"images.n = {n} but the {source!r} photos are {len(photos)}")
         return ImageSet(names=list(photos.names), labels=None, _tensor=photos.images)
     root = user_path(str(section["root"]))
-    dataset = (folders.imagenet_val(root, user_path(str(section["labels"])), size=size) if source == "imagenet-val"
-               else folders.image_folder(root, size=size))
+    if source == "imagenet-val":
+        dataset = folders.imagenet_val(root, user_path(str(section["labels"])), size=size)
+    else:
+        dataset = folders.image_folder(root, size=size)
     if n > len(dataset):
         raise ValueError(f"images.n = {n} but {root} holds {len(dataset)} images")
     generator = torch.Generator().manual_seed(seed)

@@ -56,7 +56,8 @@ class MissingInputs(FileNotFoundError):
     def __init__(self, chapter: str, missing: list[Input]):
         self.missing = missing
         lines = [f"  - {i.what}: {i.path} does not exist; {i.hint}" for i in missing]
-        super().__init__(f"the {chapter} chapter cannot start: {len(missing)} input(s) missing\n" + "\n".join(lines))
+        super().__init__(f"the {chapter} chapter cannot start: {len(missing)} input(s) missing\n"
+                         + "\n".join(lines))
 
 
 def _check_weights(value: dict) -> str | None:
@@ -80,7 +81,8 @@ def weights_for(params: Mapping[str, object], model_name: str) -> bool | str:
 
 
 def image_inputs(section: Mapping[str, object], where: str = "images") -> list[Input]:
-    """The folder (and labels file) of an ``images`` section with a folder source; none for packaged photos."""
+    """The folder (and labels file) of an ``images`` section with a folder source; none for packaged
+    photos."""
     if section["source"] not in ("imagenet-val", "image-folder"):
         return []
     out = []
@@ -133,8 +135,9 @@ def contents(chapter: str, inputs: Iterable[Input]) -> dict[str, dict[str, objec
 
 def keyed(params: Mapping[str, object], fingerprints: Mapping[str, object],
           model_name: str | None = None) -> dict[str, object]:
-    """``params`` (a unit's) with the fingerprints it depends on under ``"inputs"``: the data, and the weights of
-    ``model_name`` only (of every model when None). Unchanged when there are none (the packaged data's keys)."""
+    """``params`` (a unit's) with the fingerprints it depends on under ``"inputs"``: the data, and the weights
+    of ``model_name`` only (of every model when None). Unchanged when there are none (the packaged data's
+    keys)."""
     chosen = {k: v for k, v in fingerprints.items()
               if not k.startswith("weights.") or model_name is None or k == f"weights.{model_name}"}
     return {**params, "inputs": chosen} if chosen else dict(params)

@@ -1,10 +1,11 @@
 """The map store: every saliency map computed once per build, whichever chapter asks for it first.
 
-A map is identified by what determines it: the model (and the sha256 of a reader's own weights file), the layer, the method and its options, the target
-class and the image's pixels (hashed), and the package's source code (any change to the code that computes
-maps gives new keys). Maps, channel coefficients (for methods that have them) and an all-zero flag are kept
-as one small ``.npz`` per image under ``data/results/maps/<model>/<layer>/<method>/``, written atomically (a
-temporary file renamed into place), so an interrupted run leaves only complete entries. Each computation is
+A map is identified by what determines it: the model (and the sha256 of a reader's own weights file), the
+layer, the method and its options, the target class and the image's pixels (hashed), and the package's source
+code (any change to the code that computes maps gives new keys). Maps, channel coefficients (for methods
+that have them) and an all-zero flag are kept as one small ``.npz`` per image under
+``data/results/maps/<model>/<layer>/<method>/``, written atomically (a temporary file renamed into place), so
+an interrupted run leaves only complete entries. Each computation is
 appended to ``computations.log`` beside them, which the book's build counts: a key computed twice in one
 build is a missed share.
 """

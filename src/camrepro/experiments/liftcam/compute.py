@@ -235,7 +235,8 @@ def units(params: dict[str, object]) -> list[Unit]:
     fingerprints = kit_inputs.contents("liftcam", chapter_inputs(params))
     for model_name, kind in configurations(params):
         where = {"model": model_name, "layer_kind": kind}
-        maps_key = {**_section(params, *common, "insertion_steps", "grids", "method_grids", "examples"), **where}
+        maps_key = {**_section(params, *common, "insertion_steps", "grids", "method_grids", "examples"),
+                    **where}
         out.append(Unit(f"maps-{model_name}-{kind}", kit_inputs.keyed(maps_key, fingerprints, model_name),
                         lambda device, m=model_name, k=kind: maps_unit(m, k, params, device), per_image=True))
         shap_key = {**_section(params, *common, "shap"), **where}

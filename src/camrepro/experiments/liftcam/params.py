@@ -123,7 +123,8 @@ SCHEMA = Schema("liftcam", {
 
 
 def inputs(params: dict[str, object]) -> list[kit_inputs.Input]:
-    """The files the chapter reads that the reader provides (checked, and keyed by content, before computing)."""
+    """The files the chapter reads that the reader provides (checked, and keyed by content, before
+    computing)."""
     return kit_inputs.image_inputs(params["images"]) + kit_inputs.weight_inputs(params["models"], params)
 
 

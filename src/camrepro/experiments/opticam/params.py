@@ -131,7 +131,8 @@ def models_used(params: dict[str, object]) -> list[str]:
 
 
 def inputs(params: dict[str, object]) -> list[kit_inputs.Input]:
-    """The files the chapter reads that the reader provides (checked, and keyed by content, before computing)."""
+    """The files the chapter reads that the reader provides (checked, and keyed by content, before
+    computing)."""
     return kit_inputs.image_inputs(params["images"]) + kit_inputs.weight_inputs(models_used(params), params)
 
 
