@@ -105,7 +105,8 @@ def minimal_overrides(chapter: str, images: dict, weights: dict[str, str], train
     if chapter == "benchmark":
         # 64 px: at 32 px two of the first four photos share EfficientNet-Lite0's predicted class
         return {"images": {"n": 4, "size": 64}, "method_images": {"score-cam": 0, "ablation-cam": 0},
-                "insertion_deletion": {"images": 1, "steps": 1}, "grids": {"n": 1, "method_grids": {}},
+                "insertion_deletion": {"images": 1, "steps": 1},
+                "grids": {"n": 1, "method_grids": {"score-cam": 0, "ablation-cam": 0}},
                 "randomisation": {"images": 1, "method_images": {"score-cam": 0, "ablation-cam": 0}},
                 "timing": {"batch": 2, "rounds": 1}, "examples": 1, "chunk": 4}
     if chapter == "opticam":
