@@ -92,13 +92,19 @@ def test_train_config_and_network_spec_follow_the_parameters():
         params.network_spec("vgg", p, 10, 1)
 
 
-def test_data_params_name_exactly_what_defines_the_data():
+def test_data_params_name_exactly_what_defines_the_data(tmp_path):
     canvas = params.data_params(CHAPTER.params(None))
     assert canvas == {"source": "canvas", "size": 40, "n_train": 4000, "n_test": 1000, "n_clutter": 4,
                       "clutter_size": 8, "noise": 0.1, "seed": 0}
-    folder = params.data_params(CHAPTER.params(None, {"data": {"source": "image-folder", "train_root": "a",
-                                                               "test_root": "b"}}))
-    assert folder == {"source": "image-folder", "train_root": "a", "test_root": "b", "image_size": 32}
+    for split in ("a", "b"):
+        (tmp_path / split / "cat").mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / split / "cat" / "0.png")
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    folder = params.data_params(CHAPTER.params(None, {"data": {"source": "image-folder", "train_root": a,
+                                                               "test_root": b}}))
+    inputs = folder.pop("inputs")
+    assert folder == {"source": "image-folder", "train_root": a, "test_root": b, "image_size": 32}
+    assert sorted(inputs) == ["data.test_root", "data.train_root"] and inputs["data.train_root"]["files"] == 1
 
 
 # ----------------------------------------------------------------------------------------------------- data

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import LAYER, make_linear_tail_net
 
-from camrepro import cache, methods
+from camrepro import cache, methods, models
 from camrepro.evidence import INCONCLUSIVE, NOT_TESTABLE, REPRODUCED
 from camrepro.experiments import registry
 from camrepro.experiments.chapter import Results
@@ -56,7 +56,12 @@ def test_profiles_hold_only_schema_keys(chapter):
                                                 "root": None, "labels": None}
 
 
-def test_vgg16_runs_its_last_layer_once(chapter):
+def test_vgg16_runs_its_last_layer_once(chapter, tmp_path, monkeypatch):
+    # the units' keys hold their inputs' fingerprints, so the weight files must exist (torchvision's are
+    # identified by their names)
+    monkeypatch.setenv("CAMREPRO_WEIGHTS", str(tmp_path))
+    for name in ("vgg16", "resnet50"):
+        (tmp_path / models.MODELS[name].relative_path).touch()
     p = chapter.params(overrides={"models": ["vgg16", "resnet50"], "layers": ["last", "nonlinear"]})
     assert params.configurations(p) == [("vgg16", "last"), ("resnet50", "last"), ("resnet50", "nonlinear")]
     names = [u.name for u in chapter.units(p)]

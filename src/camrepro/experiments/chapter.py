@@ -147,12 +147,17 @@ class Chapter:
 
     def params(self, profile: str | None = None, overrides: Mapping[str, object] | None = None
                ) -> dict[str, object]:
-        """The chapter's parameters: defaults ← the profile's section (if ``profile``) ← ``overrides``."""
+        """The chapter's parameters: defaults ← the profile's section (if ``profile``) ← ``overrides``.
+
+        ``profile`` is one of ``notebooks/params/<profile>.yaml``, or a reader's own: a path to a YAML file
+        of the same layout, or any other name when ``overrides`` holds the chapter's section (what a notebook
+        receives from ``papermill -f own.yaml``, whose ``profile`` names no file of ours).
+        """
         section: Mapping[str, object] = {}
         if profile is not None:
-            from camrepro.notebooks import load_profile  # reads notebooks/params/<profile>.yaml
+            from camrepro.experiments.profiles import profile_section
 
-            section = load_profile(profile).get(self.name) or {}
+            section = profile_section(profile, self.name, has_overrides=bool(overrides))
         return self.schema.resolve(section, overrides)
 
     def run(self, params: Mapping[str, object], device: str = "cpu", *,

@@ -23,7 +23,11 @@ from camrepro.models.masking import masked_forward
 from camrepro.models.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize, find_normalize
 
 __all__ = ["load", "MODELS", "ModelSpec", "imagenet_categories", "with_normalization", "masked_forward",
-           "Normalize", "find_normalize", "default_layer", "weights_file"]
+           "Normalize", "find_normalize", "default_layer", "weights_file", "user_weights", "weights_of",
+           "WEIGHTS_ATTRIBUTE"]
+
+WEIGHTS_ATTRIBUTE = "camrepro_weights_sha256"
+"""Set on a network loaded from a reader's own weights file: that file's sha256 (the map store keys by it)."""
 
 # EfficientNet-Lite weights are a TensorFlow port that expects (255·x − 127) / 128: with that scaling the
 # network is more confident on the packaged photos (mean top-1 probability 0.70 vs 0.63) and agrees more
@@ -74,12 +78,20 @@ def default_layer(name: str) -> str:
     return _spec(name).default_layer
 
 
+def weights_folder() -> Path:
+    """Where torchvision's weight files are looked for: ``$CAMREPRO_WEIGHTS`` (a relative path from the
+    repository root, as every path the reader gives) or ``~/.cache/torch/hub/checkpoints``."""
+    from camrepro.data.paths import user_path
+
+    env = os.environ.get("CAMREPRO_WEIGHTS")
+    return user_path(env) if env else Path.home() / ".cache/torch/hub/checkpoints"
+
+
 def weights_file(name: str) -> Path:
     """Where the weights of ``name`` are; FileNotFoundError naming the install command when absent."""
     spec = _spec(name)
     if not spec.package:
-        folder = Path(os.environ.get("CAMREPRO_WEIGHTS", Path.home() / ".cache/torch/hub/checkpoints"))
-        path = folder / spec.relative_path
+        path = weights_folder() / spec.relative_path
         if not path.is_file():
             raise FileNotFoundError(
                 f"the {name} weights are not at {path}: download torchvision's {spec.relative_path} on a "
@@ -98,6 +110,31 @@ def verify_weights(name: str) -> str:
     spec = _spec(name)
     path = weights_file(name)
     return _verified(str(path), spec.sha256_prefix) if spec.sha256_prefix else ""
+
+
+def user_weights(name: str, path: str | os.PathLike) -> tuple[Path, str]:
+    """A reader's own weights file for ``name`` (a state dict, e.g. IMAGENET1K_V2 or a fine-tuned model):
+    its resolved path (:func:`camrepro.data.paths.user_path`) and full sha256. No hash-prefix check: the file
+    is the reader's; its sha256 identifies it in cache keys and manifests instead."""
+    from camrepro.data.fingerprint import file_sha256
+    from camrepro.data.paths import user_path
+
+    _spec(name)
+    resolved = user_path(path)
+    if not resolved.is_file():
+        raise FileNotFoundError(f"the {name} weights file {resolved} (from the weights parameter) does not "
+                                "exist")
+    return resolved, file_sha256(resolved)
+
+
+def weights_of(net: nn.Module) -> str | None:
+    """The sha256 of the reader's weights file ``net`` (or a module inside it) was loaded from; None for the
+    packaged or torchvision weights, which their names identify."""
+    for module in net.modules():
+        digest = getattr(module, WEIGHTS_ATTRIBUTE, None)
+        if digest:
+            return digest
+    return None
 
 
 def with_normalization(model: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> nn.Module:
@@ -123,13 +160,34 @@ def with_normalization(model: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD) -
     return model
 
 
-def _build(name: str, weights: bool) -> nn.Module:
+def _load_state(net: nn.Module, path: str, name: str) -> None:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a truncated or non-torch file: say which file, not a pickle trace
+        raise ValueError(f"{path}: not a readable torch weights file for {name} ({error})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state dict for {name}, got a {type(state).__name__}")
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"{path} does not fit the {name} architecture: "
+                         f"{' '.join(str(error).split())[:400]}") from None
+
+
+def _build(name: str, weights: bool | str | os.PathLike) -> nn.Module:
     import torchvision
 
     spec = _spec(name)
-    path = str(weights_file(name)) if weights else None
-    if path is not None:
-        verify_weights(name)
+    digest = None
+    if isinstance(weights, bool):
+        path = str(weights_file(name)) if weights else None
+        if path is not None:
+            verify_weights(name)
+    else:
+        resolved, digest = user_weights(name, weights)
+        path = str(resolved)
     if name == "efficientnet_lite0":
         from camrepro.models.efficientnet_lite import build_efficientnet_lite0
 
@@ -137,11 +195,14 @@ def _build(name: str, weights: bool) -> nn.Module:
     else:
         net = getattr(torchvision.models, name)()
         if path is not None:
-            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return with_normalization(net, spec.mean, spec.std)
+            _load_state(net, path, name)
+    net = with_normalization(net, spec.mean, spec.std)
+    if digest is not None:
+        setattr(net, WEIGHTS_ATTRIBUTE, digest)
+    return net
 
 
-def load(name: str, *, weights: bool = True, device: str | torch.device = "cpu",
+def load(name: str, *, weights: bool | str | os.PathLike = True, device: str | torch.device = "cpu",
          size: int = 224) -> tuple[nn.Module, Callable]:
     """A pretrained classifier in eval mode and its preprocessing (PIL → [3, size, size] in [0, 1]).
 
@@ -149,7 +210,9 @@ def load(name: str, *, weights: bool = True, device: str | torch.device = "cpu",
     >>> net(torch.rand(1, 3, 224, 224)).shape
     torch.Size([1, 1000])
 
-    ``weights=False`` builds the same architecture with random weights (for the randomisation sanity check).
+    ``weights=False`` builds the same architecture with random weights (for the randomisation sanity check);
+    a path loads the reader's own state dict for the architecture (:func:`user_weights`), and the network
+    carries that file's sha256 (:func:`weights_of`).
     """
     from camrepro.data.transforms import imagenet_preprocess
 

@@ -23,9 +23,13 @@ from camrepro import methods, metrics, models
 from camrepro.experiments.afmi.agreement import (
     SoftmaxOutput, completeness_rows, cross_reference_agreement, other_photo,
 )
-from camrepro.experiments.afmi.params import INPUT, OTHER_PHOTO, layer_for, method_layers, method_options
+from camrepro.experiments.afmi.params import (
+    CHAPTER, INPUT, OTHER_PHOTO, layer_for, method_layers, method_options,
+)
+from camrepro.experiments.afmi.params import inputs as chapter_inputs
 from camrepro.experiments.chapter import Unit
 from camrepro.experiments.kit import images as kit_images
+from camrepro.experiments.kit import inputs as kit_inputs
 from camrepro.experiments.kit.grids import grid_rows, grid_task
 from camrepro.experiments.kit.maps import MapStore, StoredMaps
 from camrepro.experiments.kit.metric_tables import faithfulness_rows, insertion_deletion_rows
@@ -45,7 +49,8 @@ class _Setting:
     def __init__(self, model_name: str, params: Mapping[str, object], device: str, n: int | None = None):
         self.model_name, self.params = model_name, params
         self.device = torch.device(device)
-        self.net, _ = models.load(model_name, device=self.device)
+        self.net, _ = models.load(model_name, weights=kit_inputs.weights_for(params, model_name),
+                                  device=self.device)
         photos = kit_images.load(dict(params["images"]))
         count = photos.count if n is None else min(n, photos.count)
         self.images = photos.batch(0, count).to(self.device)
@@ -153,7 +158,7 @@ def _wrapped_maps(explainer: Explainer, model_label: str, name: str, options: di
 def saturation(model_name: str, params: Mapping[str, object], device: str) -> dict[str, object]:
     section = params["saturation"]
     dev = torch.device(device)
-    net, _ = models.load(model_name, device=dev)
+    net, _ = models.load(model_name, weights=kit_inputs.weights_for(params, model_name), device=dev)
     pool = kit_images.load({**params["images"], "n": section["pool"]})
     pool_images = pool.batch().to(dev)
     pool_targets, pool_probs = predict(net, pool_images)
@@ -214,17 +219,20 @@ def saturation(model_name: str, params: Mapping[str, object], device: str) -> di
 def units(params: dict[str, object]) -> list[Unit]:
     """The chapter's units; each depends only on the parameters its experiment reads."""
     shared = {k: params[k] for k in ("images", "chunk", "method_options", "references", "layers")}
+    fingerprints = kit_inputs.contents(CHAPTER, chapter_inputs(params))
     out: list[Unit] = []
     for model_name in params["models"]:
         for unit, compute, keys in (("insensitivity", insensitivity, ("insensitivity",)),
                                     ("faithfulness", faithfulness, ("faithfulness",)),
                                     ("grids", grids, ("grids", "faithfulness"))):
-            unit_params = {**shared, **{k: params[k] for k in keys}, "model": model_name}
+            unit_params = kit_inputs.keyed({**shared, **{k: params[k] for k in keys}, "model": model_name},
+                                           fingerprints, model_name)
             out.append(Unit(f"{unit}-{model_name}", unit_params,
                             lambda device, c=compute, m=model_name: c(m, params, device),
                             per_image=unit == "faithfulness"))
     for model_name in params["saturation"]["models"]:
-        unit_params = {**shared, "saturation": params["saturation"], "model": model_name}
+        unit_params = kit_inputs.keyed({**shared, "saturation": params["saturation"], "model": model_name},
+                                       fingerprints, model_name)
         out.append(Unit(f"saturation-{model_name}", unit_params,
                         lambda device, m=model_name: saturation(m, params, device)))
     return out

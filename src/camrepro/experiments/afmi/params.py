@@ -13,7 +13,9 @@ from collections.abc import Mapping
 import torch
 
 from camrepro import methods, models
-from camrepro.experiments.kit.images import image_schema
+from camrepro.experiments.kit import inputs as kit_inputs
+from camrepro.experiments.kit.grids import grid_problem
+from camrepro.experiments.kit.images import count_problem, image_schema, packaged_names
 from camrepro.experiments.schema import Param, Schema
 from camrepro.methods.references import REFERENCE_NAMES
 
@@ -103,7 +105,28 @@ SCHEMA = Schema(CHAPTER, {
         "steps": Param(64, int, minimum=1),
         "deletion_steps": Param(10, int, minimum=1),
     }, check=_saturation_check),
-})
+    "weights": kit_inputs.weights_param(),
+}, check=lambda p: _whole(p))
+
+
+def _whole(p: dict[str, object]) -> str | None:
+    """What would fail only after minutes of computing: checked when the parameters are resolved."""
+    other = p["references"]["other_photo"]
+    source = other.split("/", 1)[0]
+    if OTHER_PHOTO in p["references"]["names"] or p["faithfulness"]["reference"] == OTHER_PHOTO:
+        names = packaged_names(source) if source in ("ai-benchmark", "skimage") else []
+        if names is not None and other not in names:
+            return (f"references.other_photo {other!r} is not a packaged photo; name one as "
+                    "'skimage/<name>' or 'ai-benchmark/<number>'")
+    return (grid_problem(p["images"]["n"], p["grids"]["n"])
+            or count_problem(p["images"], p["saturation"]["pool"], "saturation.pool"))
+
+
+def inputs(params: Mapping[str, object]) -> list[kit_inputs.Input]:
+    """The files the chapter reads that the reader provides (checked, and keyed by content, before
+    computing)."""
+    used = list(dict.fromkeys([*params["models"], *params["saturation"]["models"]]))
+    return kit_inputs.image_inputs(params["images"]) + kit_inputs.weight_inputs(used, params)
 
 
 def layer_for(model_name: str, choice: str) -> str:

@@ -25,6 +25,8 @@ from camrepro import metrics, models
 from camrepro.experiments.chapter import Unit
 from camrepro.experiments.kit import grids as kit_grids
 from camrepro.experiments.kit import images as kit_images
+from camrepro.experiments.benchmark.params import inputs as chapter_inputs
+from camrepro.experiments.kit import inputs as kit_inputs
 from camrepro.experiments.kit import metric_tables, predictions, timing
 from camrepro.experiments.kit.maps import MapStore, build
 from camrepro.experiments.sharding import Sharding
@@ -67,7 +69,7 @@ class _Setting:
         self.model, self.params = model, params
         self.positions = positions
         self.device = torch.device(device)
-        self.net, _ = models.load(model, device=self.device)
+        self.net, _ = models.load(model, weights=kit_inputs.weights_for(params, model), device=self.device)
         self.layer = models.default_layer(model)
         self.photos = kit_images.load(params["images"]).subset(positions)
         self.images = self.photos.batch().to(self.device)
@@ -241,9 +243,11 @@ def units(params: dict[str, object]) -> list[Unit]:
     Under torchrun the maps and randomisation units are split over the ranks by photo; grid and timing run
     on rank 0 while the other ranks wait."""
     out = []
+    fingerprints = kit_inputs.contents("benchmark", chapter_inputs(params))
     for kind, (compute, keys) in _KINDS.items():
         for model in params["models"]:
-            unit_params = {"model": model, **{k: params[k] for k in (*_SHARED, *keys)}}
+            unit_params = kit_inputs.keyed({"model": model, **{k: params[k] for k in (*_SHARED, *keys)}},
+                                           fingerprints, model)
             split = sharding(kind, model, params)
             whole = split.whole if split else (lambda device, f=compute, m=model: f(m, params, device))
             out.append(Unit(name=f"{kind}-{model}", params=unit_params, compute=whole,

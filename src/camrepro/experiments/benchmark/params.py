@@ -10,6 +10,8 @@ those photos).
 from __future__ import annotations
 
 from camrepro import methods, models
+from camrepro.experiments.kit import inputs as kit_inputs
+from camrepro.experiments.kit.grids import grid_problem
 from camrepro.experiments.kit.images import image_schema
 from camrepro.experiments.schema import Param, Schema
 
@@ -56,7 +58,7 @@ def _subsets(section: dict[str, object]) -> str | None:
         extra = sorted(set(names) - listed)
         if extra:
             return f"{where} names {extra}, which are not among the chapter's methods {section['methods']}"
-    return None
+    return grid_problem(section["images"]["n"], section["grids"]["n"])
 
 
 SCHEMA = Schema("benchmark", {
@@ -93,4 +95,11 @@ SCHEMA = Schema("benchmark", {
     }),
     "examples": Param(4, int, minimum=0, doc="photos whose maps are kept for the figure"),
     "chunk": Param(8, int, minimum=1, doc="images per explanation call"),
+    "weights": kit_inputs.weights_param(),
 }, check=_subsets)
+
+
+def inputs(params: dict[str, object]) -> list[kit_inputs.Input]:
+    """The files the chapter reads that the reader provides (checked, and keyed by content, before
+    computing)."""
+    return kit_inputs.image_inputs(params["images"]) + kit_inputs.weight_inputs(params["models"], params)

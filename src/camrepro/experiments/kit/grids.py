@@ -29,6 +29,16 @@ class GridTask:
         return int(self.targets.numel())
 
 
+def grid_problem(n_images: int, n_grids: int, where: str = "grids.n") -> str | None:
+    """Why ``n_grids`` grids cannot be built from ``n_images`` photos, or None: a grid needs photos of four
+    different (predicted) classes, so fewer than four photos can never make one. Checked when the parameters
+    are resolved; whether four *classes* are predicted is known only after the predictions."""
+    if n_grids > 0 and n_images < 4:
+        return (f"{where} = {n_grids} needs at least 4 photos of 4 different classes, but images.n = "
+                f"{n_images}")
+    return None
+
+
 def grid_task(images: torch.Tensor, classes: torch.Tensor, n_grids: int, seed: int = 0) -> GridTask:
     """``n_grids`` grids from ``images`` and their (predicted) ``classes`` (see :func:`make_grids`)."""
     grids = make_grids(images.cpu(), classes.cpu(), n_grids, seed=seed)

@@ -11,27 +11,48 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from camrepro.experiments.schema import Param, Schema
-from camrepro.provenance import repository_root
+from camrepro.data.paths import user_path
 
 PACKAGED = ("ai-benchmark", "skimage", "all")
 FOLDERS = ("imagenet-val", "image-folder")
 SOURCES = PACKAGED + FOLDERS
 
 
+def packaged_names(source: str) -> list[str] | None:
+    """The names of the packaged photos of ``source`` (listing files, decoding nothing); None where they are
+    not installed (loading them then says what to install)."""
+    from camrepro.data.photos import photo_files
+
+    try:
+        return [name for name, _ in photo_files(source)]
+    except FileNotFoundError:
+        return None
+
+
+def count_problem(section: dict[str, object], n: int, what: str) -> str | None:
+    """Why ``n`` images (for ``what``) cannot be drawn from a packaged ``images`` section, or None. Folder
+    sources are counted when the chapter starts (their inputs are checked then)."""
+    if section["source"] not in PACKAGED:
+        return None
+    names = packaged_names(section["source"])
+    if names is not None and n > len(names):
+        return f"{what} = {n} but the {section['source']!r} photos are {len(names)}"
+    return None
+
+
 def _folder_needs(section: dict[str, object]) -> str | None:
     source = section["source"]
     if source in FOLDERS and not section.get("root"):
-        return f"source {source!r} needs root (the image folder, absolute or relative to the repository)"
+        return f"source {source!r} needs root (the image folder, absolute or relative to the repository root)"
     if source == "imagenet-val" and not section.get("labels"):
         return "source 'imagenet-val' needs labels (a '<file> <label>' text file)"
     if source in PACKAGED and (section.get("root") or section.get("labels")):
         return f"root and labels are read only for the folder sources {FOLDERS}, not for {source!r}"
-    return None
+    return count_problem(section, section["n"], "n")
 
 
 def image_schema(n: int = 16, size: int = 224, source: str = "ai-benchmark") -> Schema:
@@ -94,11 +115,6 @@ def among_first(cap: int, positions: Sequence[int] | None, count: int) -> int:
     return bisect.bisect_left(list(positions), cap)
 
 
-def _path(value: str) -> Path:
-    path = Path(value)
-    return path if path.is_absolute() else repository_root() / path
-
-
 def load(section: dict[str, object]) -> ImageSet:
     """The images an ``images`` section describes (see :func:`image_schema`)."""
     from camrepro.data import folders
@@ -110,9 +126,11 @@ def load(section: dict[str, object]) -> ImageSet:
         if len(photos) < n:
             raise ValueError(f"images.n = {n} but the {source!r} photos are {len(photos)}")
         return ImageSet(names=list(photos.names), labels=None, _tensor=photos.images)
-    root = _path(str(section["root"]))
-    dataset = (folders.imagenet_val(root, _path(str(section["labels"])), size=size) if source == "imagenet-val"
-               else folders.image_folder(root, size=size))
+    root = user_path(str(section["root"]))
+    if source == "imagenet-val":
+        dataset = folders.imagenet_val(root, user_path(str(section["labels"])), size=size)
+    else:
+        dataset = folders.image_folder(root, size=size)
     if n > len(dataset):
         raise ValueError(f"images.n = {n} but {root} holds {len(dataset)} images")
     generator = torch.Generator().manual_seed(seed)

@@ -1,10 +1,11 @@
 """The map store: every saliency map computed once per build, whichever chapter asks for it first.
 
-A map is identified by what determines it: the model, the layer, the method and its options, the target
-class and the image's pixels (hashed), and the package's source code (any change to the code that computes
-maps gives new keys). Maps, channel coefficients (for methods that have them) and an all-zero flag are kept
-as one small ``.npz`` per image under ``data/results/maps/<model>/<layer>/<method>/``, written atomically (a
-temporary file renamed into place), so an interrupted run leaves only complete entries. Each computation is
+A map is identified by what determines it: the model (and the sha256 of a reader's own weights file), the
+layer, the method and its options, the target class and the image's pixels (hashed), and the package's source
+code (any change to the code that computes maps gives new keys). Maps, channel coefficients (for methods
+that have them) and an all-zero flag are kept as one small ``.npz`` per image under
+``data/results/maps/<model>/<layer>/<method>/``, written atomically (a temporary file renamed into place), so
+an interrupted run leaves only complete entries. Each computation is
 appended to ``computations.log`` beside them, which the book's build counts: a key computed twice in one
 build is a missed share.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from camrepro import cache
+from camrepro import cache, models
 from camrepro.methods.base import Explainer, normalize_maps, upsample
 
 LOG = "computations.log"
@@ -63,6 +64,10 @@ class MapStore:
     def __init__(self, explainer: Explainer, model: str, method: str, options: Mapping[str, object] | None = None,
                  *, root: Path | None = None, code: str | None = None):
         self.explainer = explainer
+        # A network loaded from a reader's own weights file is another model than the one its name denotes.
+        digest = models.weights_of(explainer.model)
+        if digest:
+            model = f"{model}@{digest[:12]}"
         self.model, self.method = model, method
         self.layer = explainer.layer_name
         self.options = dict(options or {})

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,7 +37,7 @@ from camrepro.experiments.lficam.params import (
 from camrepro.methods.attention import AttentionMap
 from camrepro.methods.grad_cam import GradCAM
 from camrepro.models.attention_output import LogitsOnly
-from camrepro.provenance import repository_root
+from camrepro.data.paths import user_path
 from camrepro.tensors import normalize_maps, upsample
 from camrepro.training import CachedTraining, build_network, seeded, train_cached
 
@@ -69,11 +68,6 @@ def image_names(n: int) -> list[str]:
     return [f"test-{i:05d}" for i in range(n)]
 
 
-def _resolve(root: str) -> Path:
-    path = Path(root).expanduser()
-    return path if path.is_absolute() else repository_root() / path
-
-
 def load_data(p: Mapping[str, object]) -> ChapterData:
     """The canvas Fashion-MNIST sets (generated and cached by :mod:`camrepro.data.canvas`) or the reader's
     ImageFolder trees."""
@@ -89,8 +83,8 @@ def load_data(p: Mapping[str, object]) -> ChapterData:
                            classes=tuple(train.classes), in_channels=1, masks=test.masks, boxes=test.boxes)
     from camrepro.data.folders import image_folder
 
-    train = image_folder(_resolve(data["train_root"]), size=data["image_size"])
-    test = image_folder(_resolve(data["test_root"]), size=data["image_size"])
+    train = image_folder(user_path(data["train_root"]), size=data["image_size"])
+    test = image_folder(user_path(data["test_root"]), size=data["image_size"])
     if train.classes != test.classes:
         raise ValueError(f"the training and test folders have different classes: {train.classes} vs "
                          f"{test.classes}")
@@ -285,7 +279,7 @@ def _stability(ctx: Context, device: str) -> dict[str, object]:
 def units(p: dict[str, object]) -> list[Unit]:
     """The chapter's units, each keyed by the parameters its result depends on."""
     ctx = Context(p)
-    trained = {k: p[k] for k in ("data", "model", "train", "seeds")}
+    trained = {k: p[k] for k in ("model", "train", "seeds")} | {"data": data_params(p) | p["data"]}
     settings = p["stability"]["settings"]
     return [
         Unit("training", {**trained, "settings": settings}, lambda device: _training(ctx, device),
@@ -294,7 +288,7 @@ def units(p: dict[str, object]) -> list[Unit]:
              lambda device: _quality(ctx, device), per_image=True),
         Unit("stability", {**trained, "stability": p["stability"], "batch_size": p["evaluation"]["batch_size"]},
              lambda device: _stability(ctx, device), per_image=True),
-        Unit("throughput", {k: p[k] for k in ("data", "model", "throughput")},
+        Unit("throughput", {k: p[k] for k in ("model", "throughput")} | {"data": data_params(p) | p["data"]},
              lambda device: {"throughput": training_throughput(p, device)}),
     ]
 

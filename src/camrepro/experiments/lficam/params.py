@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from camrepro.experiments.kit import inputs as kit_inputs
 from camrepro.experiments.schema import Param, Schema
 from camrepro.models.resnet_cifar import ResNetConfig
 from camrepro.training import AUGMENTATIONS, SCHEDULES, TrainConfig
@@ -166,11 +167,23 @@ def network_spec(kind: str, p: Mapping[str, object], num_classes: int, in_channe
     return spec
 
 
+def inputs(p: Mapping[str, object]) -> list[kit_inputs.Input]:
+    """The reader's ImageFolder trees (none for the generated canvas data)."""
+    data = p["data"]
+    if data["source"] == "canvas":
+        return []
+    hint = "put one sub-folder per class in it (<root>/<class>/<image>), the same classes in both trees"
+    return [kit_inputs.folder_input("data.train_root", data["train_root"], hint),
+            kit_inputs.folder_input("data.test_root", data["test_root"], hint)]
+
+
 def data_params(p: Mapping[str, object]) -> dict[str, object]:
-    """The part of the parameters that defines the data (a component of every training's cache key)."""
+    """The part of the parameters that defines the data (a component of every training's cache key): for the
+    reader's folders, their content fingerprints too (:mod:`camrepro.experiments.kit.inputs`), so swapped
+    training images retrain."""
     data = p["data"]
     if data["source"] == "canvas":
         keys = ("source", "size", "n_train", "n_test", "n_clutter", "clutter_size", "noise", "seed")
     else:
         keys = ("source", "train_root", "test_root", "image_size")
-    return {k: data[k] for k in keys}
+    return kit_inputs.keyed({k: data[k] for k in keys}, kit_inputs.contents(CHAPTER, inputs(p)))

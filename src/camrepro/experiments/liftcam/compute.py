@@ -27,10 +27,12 @@ import torch
 from camrepro import cache, methods, metrics, models
 from camrepro.experiments.chapter import Unit
 from camrepro.experiments.kit import grids, images, maps, metric_tables, predictions, timing
+from camrepro.experiments.kit import inputs as kit_inputs
 from camrepro.experiments.liftcam.cost import count_network_passes, forward_equivalents
 from camrepro.experiments.liftcam.params import (
     LIFT, SAMPLING, configurations, grids_of, images_of, layer_of, options_of,
 )
+from camrepro.experiments.liftcam.params import inputs as chapter_inputs
 from camrepro.metrics.channel_shap import permutation_shap
 
 RULES = {"linear": "gradient (linear)", "elementwise": "Rescale", "max_pool": "max-pooling rule",
@@ -45,7 +47,7 @@ def build(name: str, net: torch.nn.Module, layer: str, options: dict[str, object
 
 def _setup(model_name: str, params: dict[str, object], device: str, count: int | None = None):
     dev = torch.device(device)
-    net, _ = models.load(model_name, device=dev)
+    net, _ = models.load(model_name, weights=kit_inputs.weights_for(params, model_name), device=dev)
     photos = images.load(params["images"])
     x = photos.batch(0, count).to(dev)
     targets, probs = predictions.predict(net, x)
@@ -230,17 +232,19 @@ def units(params: dict[str, object]) -> list[Unit]:
     """The chapter's units, in the order they run (maps first, so the SHAP unit reads their coefficients)."""
     out = []
     common = ("images", "methods", "method_images", "method_options", "chunk")
+    fingerprints = kit_inputs.contents("liftcam", chapter_inputs(params))
     for model_name, kind in configurations(params):
         where = {"model": model_name, "layer_kind": kind}
-        out.append(Unit(f"maps-{model_name}-{kind}",
-                        {**_section(params, *common, "insertion_steps", "grids", "method_grids", "examples"),
-                         **where},
+        maps_key = {**_section(params, *common, "insertion_steps", "grids", "method_grids", "examples"),
+                    **where}
+        out.append(Unit(f"maps-{model_name}-{kind}", kit_inputs.keyed(maps_key, fingerprints, model_name),
                         lambda device, m=model_name, k=kind: maps_unit(m, k, params, device), per_image=True))
-        out.append(Unit(f"shap-{model_name}-{kind}", {**_section(params, *common, "shap"), **where},
+        shap_key = {**_section(params, *common, "shap"), **where}
+        out.append(Unit(f"shap-{model_name}-{kind}", kit_inputs.keyed(shap_key, fingerprints, model_name),
                         lambda device, m=model_name, k=kind: shap_unit(m, k, params, device), per_image=True))
     for model_name in params["models"]:
-        out.append(Unit(f"timing-{model_name}",
-                        {**_section(params, "images", "methods", "method_options", "layers", "timing"),
-                         "model": model_name},
+        timing_key = {**_section(params, "images", "methods", "method_options", "layers", "timing"),
+                      "model": model_name}
+        out.append(Unit(f"timing-{model_name}", kit_inputs.keyed(timing_key, fingerprints, model_name),
                         lambda device, m=model_name: timing_unit(m, params, device)))
     return out

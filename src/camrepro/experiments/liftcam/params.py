@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from camrepro import models
+from camrepro.experiments.kit import inputs as kit_inputs
+from camrepro.experiments.kit.grids import grid_problem
 from camrepro.experiments.kit.images import image_schema
 from camrepro.experiments.schema import Param, Schema
 
@@ -82,7 +84,7 @@ def _halves(value: int) -> str | None:
 def _whole(p: dict[str, object]) -> str | None:
     if p["shap"]["images"] > p["images"]["n"]:
         return f"shap.images ({p['shap']['images']}) must not exceed images.n ({p['images']['n']})"
-    return None
+    return grid_problem(p["images"]["n"], p["grids"]["n"])
 
 
 SCHEMA = Schema("liftcam", {
@@ -116,7 +118,14 @@ SCHEMA = Schema("liftcam", {
     }),
     "chunk": Param(8, int, minimum=1),
     "examples": Param(3, int, minimum=1),
+    "weights": kit_inputs.weights_param(),
 }, check=_whole)
+
+
+def inputs(params: dict[str, object]) -> list[kit_inputs.Input]:
+    """The files the chapter reads that the reader provides (checked, and keyed by content, before
+    computing)."""
+    return kit_inputs.image_inputs(params["images"]) + kit_inputs.weight_inputs(params["models"], params)
 
 
 def images_of(params: dict[str, object], method: str) -> int:

@@ -25,6 +25,7 @@ import torch
 from camrepro import cache, models
 from camrepro.experiments.chapter import Unit, cached_unit
 from camrepro.experiments.kit import images as image_kit
+from camrepro.experiments.kit import inputs as kit_inputs
 from camrepro.experiments.kit import metric_tables, timing
 from camrepro.experiments.kit.maps import MapStore, image_digest
 from camrepro.experiments.kit.predictions import predict, prediction_table
@@ -32,6 +33,7 @@ from camrepro.experiments.sharding import Sharding
 from camrepro.methods import get as get_method
 from camrepro.methods.opti_cam import OptiCAM
 from camrepro.experiments.opticam.params import OPTI, PROTOCOL_METHODS, layer, opticam_options
+from camrepro.experiments.opticam.params import inputs as chapter_inputs
 
 CHAPTER = "opticam"
 SCORE = ["image", "p", "o", "AD", "AI", "AG"]
@@ -72,7 +74,7 @@ def _scores(net, x, maps, targets, names, space: str) -> pd.DataFrame:
 
 def _load(model_name: str, params: Mapping[str, object], device: str, positions=None):
     dev = torch.device(device)
-    net, _ = models.load(model_name, device=dev)
+    net, _ = models.load(model_name, weights=kit_inputs.weights_for(params, model_name), device=dev)
     source = image_kit.load(params["images"]).subset(positions)
     x = source.batch(0, source.count).to(dev)
     return net, source, x, _targets(net, x, source, params["targets"])
@@ -167,7 +169,12 @@ def faithfulness(model_name: str, params: Mapping[str, object], device: str,
 def _faithfulness_params(params: Mapping[str, object], model_name: str) -> dict[str, object]:
     keys = ("images", "targets", "layers", "baselines", "method_images", "method_options", "optimisation",
             "snapshots", "insertion_deletion", "examples", "batch_size")
-    return {k: params[k] for k in keys} | {"model": model_name}
+    return kit_inputs.keyed({k: params[k] for k in keys} | {"model": model_name}, _fingerprints(params),
+                            model_name)
+
+
+def _fingerprints(params: Mapping[str, object]) -> dict[str, object]:
+    return kit_inputs.contents(CHAPTER, chapter_inputs(params))
 
 
 FAITHFULNESS_GROUPS = {"scores": ("method", "space"), "all_zero": ("method",), "insertion_deletion": ("method",),
@@ -282,13 +289,16 @@ def units(params: dict[str, object]) -> list[Unit]:
         out.append(Unit(f"faithfulness-{m}", _faithfulness_params(params, m), sharding.whole, per_image=True,
                         sharding=sharding))
     shared = {k: params[k] for k in ("images", "targets", "layers", "optimisation", "batch_size")}
+    fingerprints = _fingerprints(params)
     ablation_key = shared | {"ablation": params["ablation"], "reuse": _main_snapshot(params)}
     if _main_snapshot(params):
         ablation_key |= {"main": _faithfulness_params(params, params["ablation"]["model"])}
-    out.append(Unit("ablation", ablation_key, lambda device: ablation(params, device)))
-    out.append(Unit("protocol", shared | {"protocol": params["protocol"]},
+    out.append(Unit("ablation", kit_inputs.keyed(ablation_key, fingerprints, params["ablation"]["model"]),
+                    lambda device: ablation(params, device)))
+    out.append(Unit("protocol", kit_inputs.keyed(shared | {"protocol": params["protocol"]}, fingerprints,
+                                                 params["protocol"]["model"]),
                     lambda device: protocol(params, device)))
-    out.append(Unit("timing", shared | {k: params[k] for k in ("timing", "baselines", "method_images",
-                                                                "method_options")},
+    timing_key = shared | {k: params[k] for k in ("timing", "baselines", "method_images", "method_options")}
+    out.append(Unit("timing", kit_inputs.keyed(timing_key, fingerprints, params["timing"]["model"]),
                     lambda device: timed(params, device)))
     return out

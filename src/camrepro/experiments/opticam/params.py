@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from camrepro import models
+from camrepro.experiments.kit import inputs as kit_inputs
 from camrepro.experiments.kit.images import image_schema
 from camrepro.experiments.schema import Param, Schema
 from camrepro.methods.opti_cam import NORMALIZATIONS, OBJECTIVES
@@ -113,7 +114,26 @@ SCHEMA = Schema("opticam", {
     }),
     "examples": Param(4, int, minimum=0),
     "batch_size": Param(8, int, minimum=1),
+    "weights": kit_inputs.weights_param(),
 }, check=_whole)
+
+
+def models_used(params: dict[str, object]) -> list[str]:
+    """Every network a unit loads: the models, and the ablation, protocol and timing models when they run."""
+    used = list(params["models"])
+    if params["ablation"]["images"]:
+        used.append(params["ablation"]["model"])
+    if params["protocol"]["images"]:
+        used.append(params["protocol"]["model"])
+    if params["timing"]["rounds"] and "score-cam" in params["baselines"]:
+        used.append(params["timing"]["model"])
+    return list(dict.fromkeys(used))
+
+
+def inputs(params: dict[str, object]) -> list[kit_inputs.Input]:
+    """The files the chapter reads that the reader provides (checked, and keyed by content, before
+    computing)."""
+    return kit_inputs.image_inputs(params["images"]) + kit_inputs.weight_inputs(models_used(params), params)
 
 
 def layer(params: dict[str, object], model_name: str) -> str:
