@@ -57,7 +57,7 @@ book: ## the whole book at the book profile: env, data, notebooks, HTML in _buil
 	$(MAKE) html
 
 pytest: env data
-	$(PY) -m pytest --ignore=tests/book
+	$(PY) -m pytest --ignore=tests/book --durations=12
 
 smoke: env data
 	$(MAKE) notebooks PROFILE=smoke
