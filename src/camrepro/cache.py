@@ -10,13 +10,14 @@ directory, which is never read and is removed by the next run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,6 +119,26 @@ def load(path: Path) -> Result:
     return Result(path=path, tables=tables, arrays=arrays, manifest=manifest, from_cache=True)
 
 
+@contextlib.contextmanager
+def atomic_directory(final: Path) -> Iterator[Path]:
+    """A fresh temporary directory beside ``final`` to fill: on a clean exit it replaces ``final`` in one
+    rename, on an error or an interrupt it is removed, so ``final`` is never half written. Temporary
+    directories that a killed process left for ``final`` are removed first. Write whatever marks the result
+    complete (its manifest) last, inside the block."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".tmp-{final.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def entry(chapter: str, name: str, params: Mapping[str, object], root: Path | None = None) -> tuple[str, Path]:
     """The key and the directory of the result ``(chapter, name, params, code)``, whether it exists or not."""
     key = cache_key(f"{chapter}/{name}", params)
@@ -134,14 +155,9 @@ def cached(chapter: str, name: str, params: Mapping[str, object],
     ``manifest_extra``: more provenance for the manifest (a sharded run records its shards there).
     """
     key, final = entry(chapter, name, params, root)
-    root = final.parent
     if not force and (final / MANIFEST).is_file():
         return load(final)
-    root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(f".tmp-{name}-{key}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-{key}-", dir=root))
-    try:
+    with atomic_directory(final) as tmp:
         started, t0 = provenance.now(), time.perf_counter()
         outputs = compute()
         wall = time.perf_counter() - t0
@@ -164,12 +180,6 @@ def cached(chapter: str, name: str, params: Mapping[str, object],
         }
         # The manifest is written last: its presence is what marks a result as complete.
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     result = load(final)
     result.from_cache = False
     return result

@@ -23,10 +23,7 @@ one-process compute is ``finish(compute(device, all images))``, so both launches
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,11 +80,7 @@ def shard_dir(chapter: str, name: str, key: str, world: int, rank: int, root: Pa
 
 
 def _write(path: Path, outputs: Mapping[str, object], manifest: Mapping[str, object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".tmp-{path.name}-*"):   # what a killed rank left
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
-    try:
+    with cache.atomic_directory(path) as tmp:   # also removes what a killed rank left
         tables = {k: v for k, v in outputs.items() if isinstance(v, pd.DataFrame)}
         arrays = {k: v for k, v in outputs.items() if not isinstance(v, pd.DataFrame)}
         for k, bundle in arrays.items():
@@ -99,12 +92,6 @@ def _write(path: Path, outputs: Mapping[str, object], manifest: Mapping[str, obj
         np.savez(tmp / "arrays.npz", **{f"{k}/{a}": v for k, b in arrays.items() for a, v in b.items()})
         (tmp / "bundles.json").write_text(json.dumps(sorted(arrays)))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))   # last: marks the shard complete
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _read(path: Path) -> tuple[dict[str, object], dict[str, object]]:
