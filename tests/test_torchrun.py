@@ -31,7 +31,8 @@ pytestmark = pytest.mark.slow
 OPTICAM = {"images": {"n": 3}, "baselines": ["fake-cam", "grad-cam", "score-cam"],
            "method_images": {"score-cam": 0}, "optimisation": {"images": 3, "iterations": 2}, "snapshots": [0, 2], "examples": 3}
 BENCHMARK = {"images": {"n": 3}, "methods": ["grad-cam", "fake-cam", "integrated-gradients"],
-             "randomisation": {"images": 3, "methods": ["grad-cam", "fake-cam"]}}
+             "randomisation": {"images": 3, "methods": ["grad-cam", "fake-cam"]},
+             "grids": {"n": 0}}   # the grid unit is not run here (and a grid needs 4 photos)
 CASES = {"opticam": (OPTICAM, ["faithfulness-mobilenet_v2"]),
          "benchmark": (BENCHMARK, ["maps-mobilenet_v2", "randomisation-mobilenet_v2"])}
 
