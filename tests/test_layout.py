@@ -58,3 +58,18 @@ def test_an_all_ones_map_keeps_o_equal_to_p_exactly():
     result = metrics.drop_increase_gain(net, x, torch.ones(3, 8, 8), [0, 1, 2])
     assert (result["p"] == result["o"]).all() and result["AI"] == 0.0
     assert methods.get("score-cam")(net, layer=LAYER)(x, [0, 1, 2]).shape == (3, 8, 8)
+
+
+def test_a_refusing_model_costs_one_failed_attempt_per_loop_not_one_per_batch():
+    net = ViewNet().eval()
+    calls = []
+
+    def forward(x):
+        calls.append(x.is_contiguous())
+        return net(x)
+
+    x = torch.rand(2, 3, 8, 8)
+    with torch.no_grad():
+        for _ in range(3):
+            forward_channels_last(forward, x)
+    assert calls == [False, True, True, True]   # one refused channels-last attempt, then the tensors as given

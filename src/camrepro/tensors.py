@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -265,6 +266,11 @@ def channels_last(images: torch.Tensor) -> torch.Tensor:
     return images
 
 
+# Forward callables that refused channels-last strides: a loop over batches pays the failed attempt once, not
+# once per batch (a weak set: it keeps no model or closure alive).
+_REFUSES_CHANNELS_LAST: weakref.WeakSet = weakref.WeakSet()
+
+
 def forward_channels_last(forward: Callable[..., torch.Tensor], *tensors: torch.Tensor) -> torch.Tensor:
     """``forward(*tensors)`` with the tensors in :func:`channels_last` format, for forward-only loops.
 
@@ -272,9 +278,11 @@ def forward_channels_last(forward: Callable[..., torch.Tensor], *tensors: torch.
     not compatible with input tensor's size and stride"): it is run on the tensors as given instead, so the
     layout is an optimisation that never makes a call fail.
     """
-    try:
-        return forward(*(channels_last(t) for t in tensors))
-    except RuntimeError as exc:
-        if "view size is not compatible" not in str(exc):
-            raise
-        return forward(*tensors)
+    if forward not in _REFUSES_CHANNELS_LAST:
+        try:
+            return forward(*(channels_last(t) for t in tensors))
+        except RuntimeError as exc:
+            if "view size is not compatible" not in str(exc):
+                raise
+            _REFUSES_CHANNELS_LAST.add(forward)
+    return forward(*tensors)
