@@ -73,3 +73,51 @@ def test_a_refusing_model_costs_one_failed_attempt_per_loop_not_one_per_batch():
         for _ in range(3):
             forward_channels_last(forward, x)
     assert calls == [False, True, True, True]   # one refused channels-last attempt, then the tensors as given
+
+
+def test_every_gradient_method_runs_on_a_model_that_refuses_channels_last():
+    # the capture hook runs before the refusal (the .view is after the layer): its first capture is dropped
+    net = ViewNet().eval()
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    for name, options in (("grad-cam", {}), ("layer-cam", {}), ("lift-cam", {}), ("opti-cam", {"iterations": 3}),
+                          ("integrated-gradients", {"steps": 4})):
+        cls = methods.get(name)
+        method = cls(ViewNet().eval(), layer="features", **options) if cls.needs_layer else cls(
+            ViewNet().eval(), **options)
+        maps = method(x, [0, 1])
+        assert maps.shape == (2, 8, 8) and torch.isfinite(maps).all(), name
+    assert methods.get("grad-cam")(net, layer="features")(x, [0, 1]).shape == (2, 8, 8)
+
+
+def test_a_refused_layout_is_remembered_per_model_across_explainers():
+    net = ViewNet().eval()
+    strides = []
+    net.features.register_forward_pre_hook(lambda _m, inputs: strides.append(inputs[0].is_contiguous()))
+    x = torch.rand(2, 3, 8, 8)
+    for _ in range(2):   # a new explainer of the same model does not try channels-last again
+        methods.get("grad-cam")(net, layer="features")(x, [0, 1])
+    assert strides == [False, True, True]
+
+
+def test_channels_last_passes_give_the_contiguous_results_in_float64(monkeypatch):
+    # the layout changes the order of floating-point sums only: in float64 the maps agree to rounding
+    torchvision = __import__("pytest").importorskip("torchvision")
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=5).double().eval()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    calls = {"grad-cam": {}, "score-cam": {}, "opti-cam": {"iterations": 5}, "integrated-gradients": {"steps": 4}}
+
+    def run() -> dict[str, torch.Tensor]:
+        out = {}
+        for name, options in calls.items():
+            cls = methods.get(name)
+            method = cls(net, layer="layer3", **options) if cls.needs_layer else cls(net, **options)
+            out[name] = method(x, [1, 3])
+        return out
+
+    fast = run()
+    import camrepro.tensors as tensors
+    monkeypatch.setattr(tensors, "channels_last", lambda images: images)
+    plain = run()
+    for name in calls:
+        assert torch.allclose(fast[name], plain[name], atol=1e-9), name

@@ -36,13 +36,19 @@ def test_seconds_per_call_is_the_median_of_the_repeats():
         bench.seconds_per_call(lambda: None, 0, torch.device("cpu"))
 
 
-def test_a_method_is_expensive_when_its_probe_on_one_image_is_above_the_threshold():
+def test_a_method_is_expensive_when_its_probe_costs_more_forward_passes_than_the_threshold():
     images, targets = torch.zeros(16, 3, 4, 4), torch.zeros(16, dtype=torch.long)
-    budget = bench.Budget(repeats=3, warmup=2, expensive_seconds=1.0, expensive_images=2, expensive_repeats=1)
+    budget = bench.Budget(repeats=3, warmup=2, expensive_forwards=10.0, expensive_images=2, expensive_repeats=1)
+    # a forward pass of one image takes 0.1 s: the threshold is 1 s
     cheap, costly = FakeClock(cost=0.25), FakeClock(cost=6.0)  # 6 s: above 5 × the threshold, no second call
-    assert not bench.probe_is_expensive(cheap.run, images, targets, budget, clock=cheap)
-    assert bench.probe_is_expensive(costly.run, images, targets, budget, clock=costly)
+    assert not bench.probe_is_expensive(cheap.run, images, targets, budget, 0.1, clock=cheap)
+    assert bench.probe_is_expensive(costly.run, images, targets, budget, 0.1, clock=costly)
     assert cheap.calls == [1] and costly.calls == [1]
+    # the same method on a machine ten times slower (forward passes of 1 s) is not expensive: passes are counted
+    slow = FakeClock(cost=6.0)
+    assert not bench.probe_is_expensive(slow.run, images, targets, budget, 1.0, clock=slow)
+    with pytest.raises(ValueError, match="forward_seconds must be positive"):
+        bench.probe_is_expensive(cheap.run, images, targets, budget, 0.0, clock=cheap)
 
 
 def test_a_slow_first_call_is_confirmed_before_a_method_is_called_expensive():
@@ -56,8 +62,8 @@ def test_a_slow_first_call_is_confirmed_before_a_method_is_called_expensive():
             first[0] = False
 
     images, targets = torch.zeros(4, 3, 4, 4), torch.zeros(4, dtype=torch.long)
-    budget = bench.Budget(repeats=1, warmup=0, expensive_seconds=1.0, expensive_images=2, expensive_repeats=1)
-    assert not bench.probe_is_expensive(run, images, targets, budget, clock=clock)
+    budget = bench.Budget(repeats=1, warmup=0, expensive_forwards=10.0, expensive_images=2, expensive_repeats=1)
+    assert not bench.probe_is_expensive(run, images, targets, budget, 0.1, clock=clock)
     assert clock.calls == [1, 1]
 
 
@@ -174,6 +180,8 @@ def test_the_command_line_is_checked():
         bench.parse_args(["--repeats", "0"])
     with pytest.raises(SystemExit):
         bench.parse_args(["--batch-sizes", "0"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--expensive-forwards", "0"])
 
 
 @pytest.mark.slow
@@ -243,6 +251,9 @@ def test_floor_call_of_opti_cam_is_one_masked_pass_counted_iterations_times():
     net = make_linear_tail_net()
     call, count = bench.floor_call("opti-cam", net, images, torch.zeros(3, dtype=torch.long))
     assert count == 100.0 and call().shape == (3, 8, 8)
+    # the bench runs Opti-CAM at its own iteration count, and the floor counts the same
+    _, count = bench.floor_call("opti-cam", net, images, torch.zeros(3, dtype=torch.long), {"iterations": 20})
+    assert count == 20.0 == bench.BENCH_OPTIONS["opti-cam"]["iterations"]
     assert bench.floor_call("grad-cam", net, images, torch.zeros(3, dtype=torch.long)) is None
 
 

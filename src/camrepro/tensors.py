@@ -252,37 +252,67 @@ def gaussian_blur(images: torch.Tensor, sigma: float = 5.0, kernel_size: int = 1
 
 
 # ------------------------------------------------------------------------------------------ memory layout
+def default_batch_size(device: torch.device) -> int:
+    """Network inputs per forward pass for a loop over many copies of 224² images (Score-CAM's masked images,
+    integrated gradients' path, insertion and deletion steps, AD/AI/AG): 8 on the CPU, 64 on a GPU.
+
+    Why 8: on the CPU a pass of channels-last inputs is fastest per image at small batches, whose activations
+    stay in the cache. Measured interleaved on the 2-core machine (folded copies,
+    :mod:`camrepro.models.folded`), ms per image at batch 4 / 8 / 16: MobileNetV2 6.5 / 6.9 / 7.6,
+    EfficientNet-Lite0 10.5 / 10.4 / 14.9; a forward and backward pass (Opti-CAM's iteration) at 4 / 8: 26 /
+    32 and 32 / 42. Eight keeps the per-call overhead small on machines with more cores.
+    """
+    return 64 if device.type == "cuda" else 8
+
+
 def channels_last(images: torch.Tensor) -> torch.Tensor:
     """4-D CPU ``images`` in channels-last memory format (same values, other strides); anything else as is.
 
     Why: the CPU convolutions of the packaged networks are faster on channels-last inputs (the weights may stay
     contiguous). Measured interleaved on the 2-core machine, 224² photos: a MobileNetV2 forward pass takes
     0.59× the time at batch 16 and 0.91× at batch 1, EfficientNet-Lite0 0.63× and 0.83×; logits differ from
-    the contiguous pass by rounding only (≤ 1e-5 on logits of magnitude 30). Not applied on CUDA, where it was
-    not measured here.
+    the contiguous pass by rounding only (≤ 1e-5 on logits of magnitude 30). A forward and a backward pass to the
+    input (Opti-CAM's iteration, :func:`camrepro.methods.opti_cam.mask_gradient`, batch 8) takes 0.66× the
+    time on MobileNetV2 and 0.80× on EfficientNet-Lite0. Not applied on CUDA, where it was not measured here.
     """
     if images.dim() == 4 and images.device.type == "cpu":
         return images.contiguous(memory_format=torch.channels_last)
     return images
 
 
-# Forward callables that refused channels-last strides: a loop over batches pays the failed attempt once, not
-# once per batch (a weak set: it keeps no model or closure alive).
+# Forwards (or the models behind them) that refused channels-last strides: a loop over batches pays the failed
+# attempt once, not once per batch (a weak set: it keeps no model or closure alive).
 _REFUSES_CHANNELS_LAST: weakref.WeakSet = weakref.WeakSet()
 
 
-def forward_channels_last(forward: Callable[..., torch.Tensor], *tensors: torch.Tensor) -> torch.Tensor:
-    """``forward(*tensors)`` with the tensors in :func:`channels_last` format, for forward-only loops.
+def refuses_channels_last(exc: BaseException) -> bool:
+    """Whether ``exc`` is the error of a model that reshapes its feature maps with ``.view`` and so cannot take
+    channels-last strides ("view size is not compatible with input tensor's size and stride")."""
+    return isinstance(exc, RuntimeError) and "view size is not compatible" in str(exc)
 
-    A model that reshapes its feature maps with ``.view`` cannot take channels-last strides ("view size is
-    not compatible with input tensor's size and stride"): it is run on the tensors as given instead, so the
-    layout is an optimisation that never makes a call fail.
+
+def channels_last_unless_refused(images: torch.Tensor, model: object) -> torch.Tensor:
+    """:func:`channels_last` ``images``, unless ``model`` refused that layout before (through
+    :func:`forward_channels_last` with ``remember=model``): for a loop that calls the model many times."""
+    return images if model in _REFUSES_CHANNELS_LAST else channels_last(images)
+
+
+def forward_channels_last(forward: Callable[..., torch.Tensor], *tensors: torch.Tensor,
+                          remember: object = None) -> torch.Tensor:
+    """``forward(*tensors)`` with the tensors in :func:`channels_last` format.
+
+    A model that cannot take channels-last strides (:func:`refuses_channels_last`) is run on the tensors as
+    given instead, so the layout is an optimisation that never makes a call fail. ``remember``: the object
+    whose refusal is remembered (default ``forward`` itself; pass the model when ``forward`` is a closure made
+    per call), so later calls skip the failed attempt. The layout conversion is differentiable: gradients with
+    respect to the given tensors come back in their own layout.
     """
-    if forward not in _REFUSES_CHANNELS_LAST:
+    key = forward if remember is None else remember
+    if key not in _REFUSES_CHANNELS_LAST:
         try:
             return forward(*(channels_last(t) for t in tensors))
         except RuntimeError as exc:
-            if "view size is not compatible" not in str(exc):
+            if not refuses_channels_last(exc):
                 raise
-            _REFUSES_CHANNELS_LAST.add(forward)
+            _REFUSES_CHANNELS_LAST.add(key)
     return forward(*tensors)

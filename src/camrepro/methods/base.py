@@ -30,7 +30,9 @@ from torch import nn
 from camrepro.methods.validation import (
     TargetsLike, as_logits, check_fits_model, check_images, check_target_range, parse_targets, resolve_layer,
 )
-from camrepro.tensors import EPS, evaluation_mode, normalize_maps, upsample  # noqa: F401  (part of the API)
+from camrepro.tensors import (  # noqa: F401  (EPS, evaluation_mode: part of the API)
+    EPS, evaluation_mode, forward_channels_last, normalize_maps, upsample,
+)
 
 @dataclass
 class Explanation:
@@ -185,8 +187,10 @@ class Explainer(abc.ABC):
         return images, parse_targets(targets, images.shape[0], images.device)
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
-        """The model's logits on ``images`` (a clear error when the model returns something else)."""
-        return as_logits(self.model(images), self.model)
+        """The model's logits on ``images`` (a clear error when the model returns something else), computed on
+        channels-last inputs on the CPU where the model takes them (faster convolutions, the same values up to
+        rounding: :func:`camrepro.tensors.forward_channels_last`)."""
+        return forward_channels_last(lambda x: as_logits(self.model(x), self.model), images, remember=self.model)
 
     # -- for subclasses ---------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -217,10 +221,14 @@ class Explainer(abc.ABC):
             store.append(acts)
             return acts.clone()
 
+        def attempt(x: torch.Tensor) -> torch.Tensor:
+            store.clear()   # a channels-last attempt that failed after the layer leaves its capture behind
+            with torch.set_grad_enabled(grad):
+                return as_logits(self.model(x), self.model)
+
         handle = self.layer.register_forward_hook(hook)
         try:
-            with torch.set_grad_enabled(grad):
-                logits = self._forward(images)
+            logits = forward_channels_last(attempt, images, remember=self.model)
         finally:
             handle.remove()
         if len(store) != 1:

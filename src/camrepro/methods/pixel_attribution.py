@@ -55,7 +55,8 @@ from camrepro.methods.references import (
 from camrepro.methods.score_cam import default_batch_size
 from camrepro.methods.tail import TailError
 from camrepro.methods.validation import TargetsLike, check_positive_int
-from camrepro.tensors import evaluation_mode
+from camrepro.models.folded import folded_forward
+from camrepro.tensors import evaluation_mode, forward_channels_last
 
 
 def plan_network(model: nn.Module, what: str = "DeepLIFT", check_rules: bool = True) -> TailPlan:
@@ -182,9 +183,10 @@ class IntegratedGradients(PixelAttribution):
 
     The integral uses ``steps`` nodes of ``method`` (captum's default Gauss-Legendre rule; the Riemann rules
     ``"riemann_trapezoid"`` etc. are accepted too); ``internal_batch_size`` interpolated images go through the
-    network per pass (at least the number of images; default: 16 on the CPU, 64 on a GPU, see
-    :func:`camrepro.methods.score_cam.default_batch_size`). Map: ReLU(Σ_colour IG) per pixel, at the input
-    resolution.
+    network per pass (at least the number of images; default: 8 on the CPU, 64 on a GPU, see
+    :func:`camrepro.tensors.default_batch_size`), through the model's folded copy
+    (:func:`camrepro.models.folded.folded_forward`) on channels-last inputs on the CPU. Map: ReLU(Σ_colour IG)
+    per pixel, at the input resolution.
 
     Cost: ``steps`` forward + backward passes to the input per image (batched), plus one forward pass of the
     images when ``targets`` is None, or of one image to check the targets' range when they are given.
@@ -231,17 +233,16 @@ class IntegratedGradients(PixelAttribution):
         )
 
     def _attribute(self, inputs, reference, targets, logits):
-        captum_ig = _CaptumIntegratedGradients(self.model)
-        return captum_ig.attribute(
-            inputs.clone().requires_grad_(True),
-            baselines=reference,
-            target=targets,
-            n_steps=self.steps,
-            method=self.method,
-            internal_batch_size=max(
-                self.internal_batch_size or default_batch_size(inputs.device), inputs.shape[0]
-            ),
-        )
+        # the path's passes need no hook: the folded copy (camrepro.models.folded) runs them
+        captum_ig = _CaptumIntegratedGradients(folded_forward(self.model, inputs))
+        batch = max(self.internal_batch_size or default_batch_size(inputs.device), inputs.shape[0])
+
+        def attribute(x: torch.Tensor, x_ref: torch.Tensor) -> torch.Tensor:
+            return captum_ig.attribute(x.clone().requires_grad_(True), baselines=x_ref, target=targets,
+                                       n_steps=self.steps, method=self.method, internal_batch_size=batch)
+
+        # the interpolated images in channels-last format on the CPU: faster forward and backward passes
+        return forward_channels_last(attribute, inputs, reference, remember=self.model).contiguous()
 
 
 class DeepLift(PixelAttribution):

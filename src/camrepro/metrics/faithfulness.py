@@ -17,8 +17,10 @@ score is its area over the fraction of pixels changed.
 
 Every function evaluates the model in eval mode (each module's ``training`` flag is restored afterwards)
 under ``torch.no_grad`` (``inference_mode`` measured no faster), in chunks of ``batch_size`` images on the
-images' device, on channels-last inputs on the CPU (:func:`camrepro.tensors.forward_channels_last`: the same
-probabilities up to rounding, in about 0.6× the time at 16 images or more per pass). Probabilities are
+images' device (default :func:`camrepro.tensors.default_batch_size`), on channels-last inputs on the CPU
+(:func:`camrepro.tensors.forward_channels_last`) and, in pixel space, through the model's folded copy
+(:func:`camrepro.models.folded.folded_forward`): the same probabilities up to rounding, in well under half
+the time of contiguous passes of the model. Probabilities are
 returned as float64 CPU values: the softmax is taken in float64 so that a probability close to 1 keeps the
 precision that AG's ``1 − p`` denominator needs.
 """
@@ -40,10 +42,12 @@ from camrepro.metrics._validation import (
     check_target_range,
     check_targets,
 )
+from camrepro.models.folded import folded_forward
 from camrepro.models.masking import SPACES, masked_forward
 from camrepro.progress import progress
 from camrepro.tensors import (  # noqa: F401  (gaussian_*, evaluation_mode: re-exported)
-    as_logits, evaluation_mode, forward_channels_last, gaussian_blur, gaussian_kernel1d,
+    as_logits, default_batch_size, evaluation_mode, forward_channels_last, gaussian_blur,
+    gaussian_kernel1d,
 )
 
 # Denominator floor of AD and AG. When p = 0 the AD numerator [p − o]₊ is 0 as well (o ≥ 0), and when p = 1
@@ -74,6 +78,13 @@ def _check_space(space: str) -> str:
     return space
 
 
+def _forward_only(model: nn.Module, images: torch.Tensor, space: str) -> nn.Module:
+    """The network a loop of forward passes calls (in eval mode): the model's folded copy in pixel space
+    (:func:`camrepro.models.folded.folded_forward`), the model itself in normalised space, where the mask is a
+    hook on its Normalize module."""
+    return folded_forward(model, images) if space == "pixel" else model
+
+
 def masked_probabilities(
     model: nn.Module,
     images: torch.Tensor,
@@ -81,7 +92,7 @@ def masked_probabilities(
     targets: int | list[int] | torch.Tensor,
     *,
     space: str = "pixel",
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Target-class probabilities on each image (p) and on the image multiplied by its map (o).
 
@@ -94,18 +105,22 @@ def masked_probabilities(
     maps = check_maps(maps, shape=(batch, height, width)).to(device=images.device, dtype=images.dtype)
     targets = check_targets(targets, batch, images.device)
     _check_space(space)
-    batch_size = check_batch_size(batch_size)
+    batch_size = check_batch_size(default_batch_size(images.device) if batch_size is None else batch_size)
     p_parts, o_parts = [], []
-    def masked(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        return masked_forward(model, x, m, space)
 
     with torch.no_grad(), evaluation_mode(model):
+        net = _forward_only(model, images, space)
+
+        def masked(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+            return masked_forward(net, x, m, space)
+
         for start in range(0, batch, batch_size):
             chunk = slice(start, start + batch_size)
-            # p and o go through the same layout, so an all-ones map gives o == p exactly (Fake-CAM's AI)
-            p_parts.append(_target_probabilities(as_logits(forward_channels_last(model, images[chunk]), model),
-                                                 targets[chunk]))
-            o = forward_channels_last(masked, images[chunk], maps[chunk])
+            # p and o go through the same network and layout, so an all-ones map gives o == p exactly
+            # (Fake-CAM's AI)
+            p_parts.append(_target_probabilities(
+                as_logits(forward_channels_last(net, images[chunk], remember=model), model), targets[chunk]))
+            o = forward_channels_last(masked, images[chunk], maps[chunk], remember=model)
             o_parts.append(_target_probabilities(as_logits(o, model), targets[chunk]))
     return torch.cat(p_parts), torch.cat(o_parts)
 
@@ -158,7 +173,7 @@ def drop_increase_gain(
     targets: int | list[int] | torch.Tensor,
     *,
     space: str = "pixel",
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> dict[str, float | np.ndarray]:
     """AD, AI and AG of ``maps`` in one pass: ``{"AD", "AI", "AG"}`` as floats and ``{"p", "o"}`` as float64
     numpy arrays [B] (see :func:`masked_probabilities` for the arguments)."""
@@ -232,7 +247,7 @@ def insertion_deletion(
     blur_sigma: float = 5.0,
     blur_kernel_size: int = 11,
     space: str = "pixel",
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> dict[str, float | np.ndarray]:
     """Deletion or insertion curve of each map and its area under the curve (RISE; Opti-CAM Table 3).
 
@@ -266,7 +281,7 @@ def insertion_deletion(
     maps = check_maps(maps, shape=(batch, height, width)).to(images.device)
     targets = check_targets(targets, batch, images.device)
     _check_space(space)
-    batch_size = check_batch_size(batch_size)
+    batch_size = check_batch_size(default_batch_size(images.device) if batch_size is None else batch_size)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     n_pixels = height * width
@@ -286,14 +301,16 @@ def insertion_deletion(
     counts = torch.clamp(torch.arange(points, device=images.device) * pixels_per_step, max=n_pixels)
     ranks = saliency_ranks(maps)
     curves = torch.empty(batch * points, dtype=torch.float64)
-    def masked(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        return masked_forward(model, x, m, space)
-
-    def blended(background: torch.Tensor, keep: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return model(background + keep * (x - background))
-
     starts = range(0, batch * points, batch_size)
     with torch.no_grad(), evaluation_mode(model):
+        net = _forward_only(model, images, space)
+
+        def masked(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+            return masked_forward(net, x, m, space)
+
+        def blended(background: torch.Tensor, keep: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            return net(background + keep * (x - background))
+
         for start in progress(starts, total=len(starts), desc=f"{mode} steps", unit="batch"):
             pair = torch.arange(start, min(start + batch_size, batch * points), device=images.device)
             image_index, point_index = pair // points, pair % points
@@ -302,9 +319,10 @@ def insertion_deletion(
             keep = keep.view(-1, height, width).to(images.dtype)
             chosen = images[image_index]
             if base is None:
-                logits = forward_channels_last(masked, chosen, keep)
+                logits = forward_channels_last(masked, chosen, keep, remember=model)
             else:
-                logits = forward_channels_last(blended, base[image_index], keep.unsqueeze(1), chosen)
+                logits = forward_channels_last(blended, base[image_index], keep.unsqueeze(1), chosen,
+                                               remember=model)
             curves[start : start + pair.shape[0]] = _target_probabilities(
                 as_logits(logits, model), targets[image_index])
     curves = curves.view(batch, points)

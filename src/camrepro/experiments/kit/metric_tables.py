@@ -30,7 +30,7 @@ def drop_increase_gain_per_image(p: np.ndarray, o: np.ndarray) -> pd.DataFrame:
 
 
 def faithfulness_rows(net: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
-                      names: Sequence[str], *, space: str = "pixel", batch_size: int = 32) -> pd.DataFrame:
+                      names: Sequence[str], *, space: str = "pixel", batch_size: int | None = None) -> pd.DataFrame:
     """One row per image: image, p, o, AD, AI, AG (pixel-space masking by default)."""
     p, o = metrics.masked_probabilities(net, images, maps.to(images.device), targets, space=space,
                                         batch_size=batch_size)
@@ -42,7 +42,7 @@ def faithfulness_rows(net: nn.Module, images: torch.Tensor, maps: torch.Tensor, 
 
 
 def insertion_deletion_rows(net: nn.Module, images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor,
-                            names: Sequence[str], *, steps: int, batch_size: int = 32) -> pd.DataFrame:
+                            names: Sequence[str], *, steps: int, batch_size: int | None = None) -> pd.DataFrame:
     """One row per image: image, insertion AUC, deletion AUC (the metrics' defaults for the baselines)."""
     maps = maps.to(images.device)
     out = {"image": list(names)}
