@@ -326,3 +326,20 @@ def test_train_cached_trains_once_then_loads(tmp_path):
     other = train_cached("test", "tiny", SPEC, FAST, data, data_params={"toy": 17}, root=tmp_path,
                          progress=False)
     assert not other.result.from_cache and calls == ["data", "data"]
+
+
+def test_the_multi_tensor_sgd_update_gives_the_bits_of_the_loop():
+    # training.train uses SGD(foreach=True) for speed: it must not change a trained network
+    import copy
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    twin = copy.deepcopy(net)
+    x, y = torch.rand(8, 1, 8, 8), torch.randint(0, 3, (8,))
+    for model, foreach in ((net, False), (twin, True)):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9, weight_decay=5e-4, foreach=foreach)
+        for _ in range(4):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), twin.parameters()))

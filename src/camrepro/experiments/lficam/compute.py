@@ -322,7 +322,7 @@ def training_throughput(params: Mapping[str, object], device: str = "cpu", *, ba
         with seeded(0):
             net = build_network(network_spec(kind, p, num_classes, in_channels)).to(device)
         nets[kind] = net
-        optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+        optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9, foreach=True)   # as training.train
 
         def step(net: nn.Module = net, optimizer: torch.optim.Optimizer = optimizer) -> None:
             net.train()
