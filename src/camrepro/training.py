@@ -604,6 +604,18 @@ class CachedTraining:
     result: cache.Result
 
 
+def _training_params(spec: Mapping[str, object], config: TrainConfig,
+                     data_params: Mapping[str, object] | None) -> dict[str, object]:
+    return {"network": dict(spec), "train": config.to_dict(), "data": dict(data_params or {})}
+
+
+def is_trained(chapter: str, name: str, spec: Mapping[str, object], config: TrainConfig, *,
+               data_params: Mapping[str, object] | None = None, root: Path | None = None) -> bool:
+    """Whether :func:`train_cached` with these arguments would load a stored result rather than train."""
+    _, final = cache.entry(chapter, name, _training_params(spec, config, data_params), root)
+    return (final / cache.MANIFEST).is_file()
+
+
 def train_cached(chapter: str, name: str, spec: Mapping[str, object], config: TrainConfig,
                  data: Callable[[], Data], *, test_data: Callable[[], Data] | None = None,
                  data_params: Mapping[str, object] | None = None, device: str | torch.device = "cpu",
@@ -615,7 +627,7 @@ def train_cached(chapter: str, name: str, spec: Mapping[str, object], config: Tr
     checkpoint ``<results>/<chapter>/.checkpoints/<name>-<key>.pt``, removed once the result is stored.
     Under torchrun, when every rank calls it together, they train with DDP and rank 0 stores the result.
     """
-    params = {"network": dict(spec), "train": config.to_dict(), "data": dict(data_params or {})}
+    params = _training_params(spec, config, data_params)
     key = cache.cache_key(f"{chapter}/{name}", params)
     checkpoint = (root or cache.results_root()) / chapter / ".checkpoints" / f"{name}-{key}.pt"
 

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from camrepro import metrics
+from camrepro import metrics, side_by_side
 from camrepro.experiments.chapter import ALL_RANKS, Unit
 from camrepro.experiments.kit.maps import MapStore
 from camrepro.experiments.kit.metric_tables import drop_increase_gain_per_image
@@ -39,7 +39,7 @@ from camrepro.methods.grad_cam import GradCAM
 from camrepro.models.attention_output import LogitsOnly
 from camrepro.data.paths import user_path
 from camrepro.tensors import normalize_maps, upsample
-from camrepro.training import CachedTraining, build_network, seeded, train_cached
+from camrepro.training import CachedTraining, TrainConfig, build_network, is_trained, seeded, train_cached
 
 
 # ----------------------------------------------------------------------------------------------------- data
@@ -113,18 +113,27 @@ class Context:
     def num_classes(self) -> int:
         return 10 if self.p["data"]["source"] == "canvas" else len(self.data().classes)
 
-    def trained(self, kind: str, seed: int, setting: int | None = None, device: str = "cpu") -> CachedTraining:
-        """``kind`` trained with ``seed`` (and the hyper-parameters of stability setting ``setting``, which
-        is trained with seed ``setting``; setting 0 with seed 0 is the seed-0 run)."""
+    def _training(self, kind: str, seed: int, setting: int | None) -> tuple[tuple, str, dict, TrainConfig]:
+        """(key of the run, cache name, network spec, training configuration) of a run (see :meth:`trained`)."""
         settings = self.p["stability"]["settings"]
         override = settings[setting] if setting is not None else {}
         seed = setting if setting is not None else seed
-        key = (kind, seed, None if not override else setting)
+        spec = network_spec(kind, self.p, self.num_classes, self.in_channels)
+        return ((kind, seed, None if not override else setting), f"train-{kind}", spec,
+                train_config(self.p, seed, override))
+
+    def is_trained(self, kind: str, seed: int, setting: int | None = None) -> bool:
+        """Whether the run is in the cache already (:meth:`trained` would load it)."""
+        _, name, spec, config = self._training(kind, seed, setting)
+        return is_trained(CHAPTER, name, spec, config, data_params=data_params(self.p))
+
+    def trained(self, kind: str, seed: int, setting: int | None = None, device: str = "cpu") -> CachedTraining:
+        """``kind`` trained with ``seed`` (and the hyper-parameters of stability setting ``setting``, which
+        is trained with seed ``setting``; setting 0 with seed 0 is the seed-0 run)."""
+        key, name, spec, config = self._training(kind, seed, setting)
         if key not in self._runs:
-            spec = network_spec(kind, self.p, self.num_classes, self.in_channels)
             self._runs[key] = train_cached(
-                CHAPTER, f"train-{kind}", spec, train_config(self.p, seed, override),
-                lambda: self.data().train, test_data=lambda: self.data().test,
+                CHAPTER, name, spec, config, lambda: self.data().train, test_data=lambda: self.data().test,
                 data_params=data_params(self.p), device=device, workers=self.p["workers"])
         return self._runs[key]
 
@@ -191,13 +200,39 @@ def quality_rows(run: CachedTraining, maps: Maps, images: torch.Tensor, labels: 
 
 # ------------------------------------------------------------------------------------------------ the units
 
+# Below this many training steps in all, the trainings run in this process: a worker process costs ~3 s of
+# imports, about 50 steps of the book profile's networks.
+MIN_STEPS_FOR_WORKERS = 1000
+
+
+def _train_in_worker(p: Mapping[str, object], kind: str, seed: int, setting: int | None) -> None:
+    """One training in a worker process of :func:`camrepro.side_by_side.run` (it stores the result)."""
+    Context(p).trained(kind, seed, setting, device="cpu")
+
+
+def _train_missing(ctx: Context, jobs: list[tuple[str, int, int | None]], device: str) -> None:
+    """The jobs not in the cache yet, trained side by side on the CPU when they are worth a worker each."""
+    p = ctx.p
+    missing, seen = [], set()
+    for job in jobs:
+        key = ctx._training(*job)[0]
+        if key not in seen and not ctx.is_trained(*job):
+            seen.add(key)
+            missing.append(job)
+    if p["data"]["source"] == "canvas":
+        steps = -(-p["data"]["n_train"] // p["train"]["batch_size"]) * p["train"]["epochs"] * len(missing)
+        if steps < MIN_STEPS_FOR_WORKERS:
+            return
+    side_by_side.run(_train_in_worker, [(dict(p), *job) for job in missing], device)
+
+
 def _training(ctx: Context, device: str) -> dict[str, object]:
     p = ctx.p
     seeds, settings = p["seeds"], p["stability"]["settings"]
-    runs = {(kind, seed, None): ctx.trained(kind, seed, device=device) for kind in KINDS for seed in seeds}
-    for kind in ATTENTION_KINDS:
-        for i in range(len(settings)):
-            runs[(kind, i, i)] = ctx.trained(kind, i, i, device=device)
+    jobs = [(kind, seed, None) for kind in KINDS for seed in seeds]
+    jobs += [(kind, i, i) for kind in ATTENTION_KINDS for i in range(len(settings))]
+    _train_missing(ctx, jobs, device)
+    runs = {job: ctx.trained(*job, device=device) for job in jobs}
     accuracy, curves, distinct = [], [], {}
     for (kind, seed, setting), run in runs.items():
         last = run.history.iloc[-1]
