@@ -277,3 +277,20 @@ def test_ratio_table_divides_times_of_the_same_run():
     assert ratios[["batch", "method", "other"]].values.tolist() == [
         [1, "lift-cam", "forward"], [1, "lift-cam", "grad-cam"], [16, "lift-cam", "forward"]]
     assert ratios.ratio.tolist() == pytest.approx([2.0, 2.0, 2.0])
+
+
+def test_a_pair_is_timed_as_expensive_when_their_side_is(monkeypatch):
+    # pytorch-grad-cam's Ablation-CAM costs ~100x ours: the pair is timed on few images because of their side
+    pytest.importorskip("pytorch_grad_cam")
+    probed = []
+
+    def probe(run, images, targets, budget, forward_seconds, clock=None):
+        probed.append(run)
+        return len(probed) == 2   # ours is cheap, theirs is not
+
+    monkeypatch.setattr(bench, "probe_is_expensive", probe)
+    table = bench.run_benchmark(make_linear_tail_net(), LAYER, torch.rand(4, 3, 8, 8), ["grad-cam"],
+                                batch_sizes=(4,), budget=bench.Budget(repeats=2, warmup=0, expensive_images=2,
+                                                                      expensive_repeats=1))
+    assert len(probed) == 2
+    assert table.ours_images.tolist() == [2] and table.theirs_images.tolist() == [2] and table.rounds.tolist() == [1]
