@@ -87,3 +87,20 @@ def test_inference_scope_restores_flags_even_after_an_exception():
             raise RuntimeError("inside")
     assert net.training and net[1].training and not net[2].training
     assert not net[0].weight.requires_grad and net[0].bias.requires_grad
+
+
+def test_inference_scope_leaves_a_model_in_eval_mode_untouched_and_undoes_changes_made_inside():
+    class Counting(nn.Sequential):
+        calls = 0
+
+        def train(self, mode: bool = True):
+            Counting.calls += 1
+            return super().train(mode)
+
+    net = Counting(nn.Linear(2, 2), nn.Dropout(0.5)).eval()
+    Counting.calls = 0
+    with inference_scope(net):
+        net[1].training = True  # a block that switches a module is undone
+    assert Counting.calls == 0  # a model already in eval mode is not switched module by module
+    assert not any(m.training for m in net.modules())
+    assert all(p.requires_grad for p in net.parameters())

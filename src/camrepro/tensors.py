@@ -13,6 +13,7 @@ resizing and colour conversion) unless the caller states that its computation do
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -70,10 +71,9 @@ def check_images(images: object, *, unit_range: bool = True, what: str = "images
 
 
 def _first_float_tensor(model: nn.Module) -> torch.Tensor | None:
-    for tensor in [*model.parameters(), *model.buffers()]:
-        if tensor.is_floating_point():
-            return tensor
-    return None
+    # lazily: this runs on every call of a method, and listing every parameter of a large network costs more
+    # than a small network's forward pass at batch 1
+    return next((t for t in itertools.chain(model.parameters(), model.buffers()) if t.is_floating_point()), None)
 
 
 def _input_channels(model: nn.Module) -> tuple[tuple[int, ...], str] | None:
@@ -141,13 +141,18 @@ def not_logits_error(output: object, model: nn.Module) -> TypeError:
 def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Every module of ``model`` in eval mode for the duration of the block; each module's own ``training`` flag
     is restored afterwards, also when the block raises."""
+    # Only the flags that differ are set: a module attribute is set through nn.Module.__setattr__, which for a
+    # network of a few hundred modules costs as much as a small batch's forward pass, and a model already in
+    # eval mode (the usual case) is then not touched at all.
     flags = [(module, module.training) for module in model.modules()]
-    model.eval()
+    if any(flag for _, flag in flags):
+        model.eval()
     try:
         yield model
     finally:
         for module, flag in flags:
-            module.training = flag
+            if module.training != flag:
+                module.training = flag
 
 
 # ------------------------------------------------------------------------------------------------ targets

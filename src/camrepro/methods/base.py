@@ -74,15 +74,15 @@ def precision_scope(precision: str, device: torch.device) -> contextlib.Abstract
 @contextlib.contextmanager
 def inference_scope(model: nn.Module) -> Iterator[None]:
     """Eval mode and frozen parameters for the duration of a call; the user's flags are restored after."""
-    requires = [(p, p.requires_grad) for p in model.parameters()]
+    frozen = [p for p in model.parameters() if p.requires_grad]  # the others need no change and no restoring
     with evaluation_mode(model):
         try:
-            for p, _ in requires:
+            for p in frozen:
                 p.requires_grad_(False)
             yield
         finally:
-            for p, flag in requires:
-                p.requires_grad_(flag)
+            for p in frozen:
+                p.requires_grad_(True)
 
 
 class Explainer(abc.ABC):
