@@ -381,6 +381,61 @@ def test_lift_cam_runs_the_network_once_and_only_the_tail_backwards():
     assert rows == {"network": 3, "head": 3 + 6, "head_backward": 6, "features_backward": 0}
 
 
+
+def _head_rows(net: nn.Module, cam, x: torch.Tensor, targets) -> tuple[dict, torch.Tensor]:
+    """(network rows, classifier rows, classifier backward rows) of ``cam.weights(x, targets)``, and the weights."""
+    rows = {"network": 0, "classifier": 0, "classifier_backward": 0}
+    classifier = net.classifier[1]
+
+    def add(key, n):
+        rows[key] += n
+
+    handles = [net.normalize.register_forward_pre_hook(lambda m, i: add("network", i[0].shape[0])),
+               classifier.register_forward_pre_hook(lambda m, i: add("classifier", i[0].shape[0])),
+               classifier.register_full_backward_hook(lambda m, gi, go: add("classifier_backward",
+                                                                             go[0].shape[0]))]
+    try:
+        weights = cam.weights(x, targets)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return rows, weights
+
+
+def test_on_a_linear_tail_lift_cam_differentiates_the_networks_own_pass():
+    # DeepLIFT's Linear rule: on a linear tail the multipliers are the gradient, so the network's own pass gives
+    # them (one backward of it, as Grad-CAM's) and the tail is not run again on [A; A0]
+    net = make_linear_tail_net().double().eval()  # eval: deeplift() is called directly below
+    x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    targets = [0, 2, 1]
+    acts = F.avg_pool2d(x, 2)
+    for reference in (None, "blur", "mean"):
+        cam = methods.get("lift-cam")(net, LAYER, reference=reference)
+        assert cam.plan.is_linear()
+        rows, weights = _head_rows(net, cam, x, targets)
+        passes = 1 if reference is None else 2  # an image reference is one more network pass
+        assert rows == {"network": 3 * passes, "classifier": 3 * passes, "classifier_backward": 3}
+        # the same coefficients as the rule engine on [A; A0], and as contributions()
+        reference_acts = cam.contributions(x, targets).reference_activations
+        expected = deeplift(cam.plan, acts, torch.tensor(targets), reference_acts).coefficients
+        torch.testing.assert_close(weights, expected, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(cam.contributions(x, targets).coefficients, weights, rtol=1e-12, atol=1e-12)
+    given = torch.rand(3, 4, 4, dtype=torch.float64)
+    cam = methods.get("lift-cam")(net, LAYER, reference_activations=given)
+    torch.testing.assert_close(cam.weights(x, targets),
+                               deeplift(cam.plan, acts, torch.tensor(targets), given).coefficients)
+    with pytest.raises(ValueError, match="do not match activations"):
+        methods.get("lift-cam")(net, LAYER, reference_activations=torch.rand(2, 4, 4)).weights(x, targets)
+
+
+def test_a_given_tail_is_run_on_a_and_a0_and_checked_even_when_it_is_linear():
+    net = make_linear_tail_net()
+    tail = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), net.classifier)
+    cam = methods.get("lift-cam")(net, LAYER, tail=tail)
+    assert cam.plan.is_linear()
+    rows, _ = _head_rows(net, cam, torch.rand(3, 3, 8, 8), [0, 1, 2])
+    assert rows == {"network": 3, "classifier": 3 + 6, "classifier_backward": 6}
+
 # ------------------------------------------------------------------------------------ KernelSHAP
 def test_kernel_size_weights_known_values():
     # K = 4: (K − 1)/(s(K − s)) = 1, 3/4, 1 for s = 1, 2, 3

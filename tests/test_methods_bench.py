@@ -122,8 +122,9 @@ def test_interleaved_calls_alternate_round_by_round_with_a_fake_clock():
 
     times = timing.interleaved({"forward": call("forward", 1.0), "ours": call("ours", 2.0)}, rounds=3,
                                per_call=2, warmup=False, clock=lambda: now[0], load=lambda: 0.5)
-    assert order == ["forward", "ours"] * 3
-    assert times.seconds.tolist() == [0.5, 1.0] * 3 and (times.load == 0.5).all()
+    assert order == ["forward", "ours", "ours", "forward", "forward", "ours"]  # the order rotates
+    assert times.seconds.tolist() == [0.5, 1.0, 1.0, 0.5, 0.5, 1.0] and (times.load == 0.5).all()
+    assert times["round"].tolist() == [0, 0, 1, 1, 2, 2]
 
 
 def test_the_table_on_a_tiny_network_compares_with_pytorch_grad_cam():
@@ -233,7 +234,8 @@ def test_floors_are_the_forward_pass_and_opti_cams_iterations_of_mask_gradient(m
         budget=bench.Budget(repeats=1, warmup=0), compare=False,
     )
     grad = table[table.method == "grad-cam"]
-    pd.testing.assert_series_equal(grad.floor_s_per_image, grad.forward_s_per_image, check_names=False)
+    assert (grad.floor_s_per_image > 0).all()
+    assert grad.floor_passes.tolist() == ["1 forward + 1 backward (tail)"] * 2
     pd.testing.assert_series_equal(
         grad.ours_over_floor, grad.ours_s_per_image / grad.floor_s_per_image, check_names=False
     )
@@ -249,12 +251,55 @@ def test_floors_are_the_forward_pass_and_opti_cams_iterations_of_mask_gradient(m
 def test_floor_call_of_opti_cam_is_one_masked_pass_counted_iterations_times():
     images = torch.rand(3, 3, 8, 8)
     net = make_linear_tail_net()
-    call, count = bench.floor_call("opti-cam", net, images, torch.zeros(3, dtype=torch.long))
-    assert count == 100.0 and call().shape == (3, 8, 8)
+    floor = bench.floor_call("opti-cam", net, LAYER, images, torch.zeros(3, dtype=torch.long))
+    assert floor.count == 100.0 and floor.call().shape == (3, 8, 8)
     # the bench runs Opti-CAM at its own iteration count, and the floor counts the same
-    _, count = bench.floor_call("opti-cam", net, images, torch.zeros(3, dtype=torch.long), {"iterations": 20})
-    assert count == 20.0 == bench.BENCH_OPTIONS["opti-cam"]["iterations"]
-    assert bench.floor_call("grad-cam", net, images, torch.zeros(3, dtype=torch.long)) is None
+    floor = bench.floor_call("opti-cam", net, LAYER, images, torch.zeros(3, dtype=torch.long), {"iterations": 20})
+    assert floor.count == 20.0 == bench.BENCH_OPTIONS["opti-cam"]["iterations"]
+    assert floor.passes == "20 x (masked forward + backward)"
+    assert bench.floor_call("score-cam", net, LAYER, images, torch.zeros(3, dtype=torch.long)) is None
+
+
+def test_the_grad_cam_familys_floor_is_the_bare_forward_and_tail_backward_and_gives_grad_cams_gradient():
+    from conftest import make_nonlinear_tail_net
+
+    torch.manual_seed(0)
+    images, targets = torch.rand(3, 3, 8, 8), torch.tensor([0, 2, 1])
+    net = make_nonlinear_tail_net().eval()
+    floor = bench.floor_call("grad-cam", net, LAYER, images, targets)
+    assert floor.count == 1.0 and floor.passes == "1 forward + 1 backward (tail)"
+
+    def saved_by_autograd(trainable: bool) -> int:
+        for p in net.features.parameters():  # the layer and what comes before it
+            p.requires_grad_(trainable)
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+            floor.call()
+        return len(saved)
+
+    # trainable parameters up to the layer (a user's model) add nothing to the graph: nothing before the layer
+    # is recorded
+    assert saved_by_autograd(True) == saved_by_autograd(False) > 0
+    heads = []
+    handle = net.head.register_forward_pre_hook(lambda m, i: heads.append(i[0].shape[0]))
+    try:
+        gradient = floor.call()
+    finally:
+        handle.remove()
+    assert heads == [3]  # one pass of the tail: the network's own
+    assert all(p.grad is None for p in net.parameters())
+    weights = bench.methods.get("grad-cam")(net, LAYER).weights(images, targets)
+    torch.testing.assert_close(gradient.mean((2, 3)), weights)
+    # CAM's floor is the plain forward pass of the same round; LRP-CAM's and LIFT-CAM's on a non-linear tail
+    # run the tail again (LIFT-CAM on [A; 0])
+    assert bench.floor_call("cam", net, LAYER, images, targets) == bench.Floor(None, 1.0, "1 forward")
+    lrp = bench.floor_call("lrp-cam", net, LAYER, images, targets)
+    lift = bench.floor_call("lift-cam", net, LAYER, images, targets)
+    assert lrp.passes == "1 forward + 1 tail forward + 1 tail backward"
+    assert lift.passes == "1 forward + 1 tail forward on [A; 0] + 1 tail backward"
+    assert lrp.call().shape == lift.call().shape == (3, 3, 4, 4)
+    linear = bench.floor_call("lift-cam", make_linear_tail_net(), LAYER, images, targets)
+    assert linear.passes == "1 forward + 1 backward (tail)"  # its multipliers are the gradient
 
 
 @pytest.mark.slow
@@ -294,3 +339,42 @@ def test_a_pair_is_timed_as_expensive_when_their_side_is(monkeypatch):
                                                                       expensive_repeats=1))
     assert len(probed) == 2
     assert table.ours_images.tolist() == [2] and table.theirs_images.tolist() == [2] and table.rounds.tolist() == [1]
+
+
+def test_cheap_calls_are_repeated_within_a_round_until_the_quickest_lasts_min_call_seconds():
+    clock = FakeClock(cost=0.0)
+
+    def costing(seconds: float):
+        def call() -> None:
+            clock.now += seconds
+        return call
+
+    device = torch.device("cpu")
+    calls = {"forward": costing(0.01), "ours": costing(0.04)}
+    assert bench.calls_per_round(calls, 0.25, device, clock) == 25  # the quickest, 10 ms, repeated to 0.25 s
+    assert bench.calls_per_round(calls, 0.0, device, clock) == 1  # 0: once per round
+    assert bench.calls_per_round({"forward": costing(1e-6)}, 0.25, device, clock) == bench.MAX_CALLS_PER_ROUND
+    assert bench.calls_per_round({"forward": costing(0.0)}, 0.25, device, clock) == 1  # a clock that stands still
+
+
+def test_a_row_makes_each_call_calls_per_round_times_and_divides_by_them(monkeypatch):
+    images = torch.rand(2, 3, 8, 8)
+    net = make_linear_tail_net()
+    from camrepro.methods import opti_cam
+
+    floors: list[int] = []
+    real = opti_cam.mask_gradient
+
+    def counted(model, x, masks, targets, space="pixel"):
+        floors.append(x.shape[0])
+        return real(model, x, masks, targets, space)
+
+    monkeypatch.setattr(opti_cam, "mask_gradient", counted)
+    monkeypatch.setattr(bench, "calls_per_round", lambda calls, *args, **kwargs: 3)
+    monkeypatch.setattr(bench, "probe_is_expensive", lambda *args, **kwargs: False)
+    table = bench.run_benchmark(net, LAYER, images, ["opti-cam"], batch_sizes=(2,), compare=False,
+                                budget=bench.Budget(repeats=2, warmup=0, min_call_seconds=1.0),
+                                options={"opti-cam": {"iterations": 2}})
+    assert table.calls_per_round.tolist() == [3] and table.rounds.tolist() == [2]
+    assert floors == [2] * (3 * 2)  # 3 calls in each of the 2 rounds
+    assert table.floor_s_per_image.iloc[0] > 0

@@ -104,3 +104,14 @@ def test_inference_scope_leaves_a_model_in_eval_mode_untouched_and_undoes_change
     assert Counting.calls == 0  # a model already in eval mode is not switched module by module
     assert not any(m.training for m in net.modules())
     assert all(p.requires_grad for p in net.parameters())
+
+
+def test_the_module_walk_finds_every_module_once_also_a_shared_one():
+    from camrepro.tensors import _submodules
+
+    shared = nn.Linear(2, 2)
+    net = nn.Sequential(shared, nn.Sequential(nn.ReLU(), shared), nn.ModuleList([nn.Sequential()]))
+    net.add_module("empty", None)
+    found = _submodules(net)
+    assert len(found) == len({id(m) for m in found}) == len(list(net.modules())) == 6
+    assert {id(m) for m in found} == {id(m) for m in net.modules()}

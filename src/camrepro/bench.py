@@ -20,21 +20,25 @@ pays one-time costs) is timed on ``--expensive-images`` images (at most the batc
 ``--expensive-repeats`` rounds; every other one gets ``--warmup`` warm-up calls and ``--repeats`` rounds at the
 full batch. Counting passes rather than seconds keeps the choice the same on a slow, a busy or a fast machine.
 Opti-CAM runs 20 iterations here (:data:`BENCH_OPTIONS`; the paper's 100 would make each batch-16 round last
-minutes on a CPU): its floor counts the same 20, so ``ours_over_floor`` measures the same overheads. In every round, a plain forward pass, ours, theirs and the
-method's floor (Opti-CAM) are called one after the other (:func:`camrepro.experiments.kit.timing.interleaved`),
-so a machine whose speed drifts (other processes, frequency scaling) slows both sides of each ratio alike; the
+minutes on a CPU): its floor counts the same 20, so ``ours_over_floor`` measures the same overheads. In every
+round, a plain forward pass, ours, theirs and the method's floor are called one after the other
+(:func:`camrepro.experiments.kit.timing.interleaved`), each repeated within the round until it lasts
+``--min-call-seconds`` (at batch 1 one call is a single ~20 ms pass, at the mercy of every scheduler tick), so a
+machine whose speed drifts (other processes, frequency scaling) slows both sides of each ratio alike; the
 machine's load average is read after every call.
 
 Columns: device, method, batch; ours_s_per_image, theirs_s_per_image, forward_s_per_image, floor_s_per_image
 (medians over rounds); ratio (theirs / ours: > 1 means ours is faster), ours_in_forwards (ours / forward),
 ours_over_floor (ours / floor: how close to its pass count a method gets), each the median of the per-round
 ratio with its 25-75 % spread (``_q25``, ``_q75``); passes_formula (the method's cost in passes); the floor is
-the least the method's passes can cost, measured in the same rounds: one forward pass for a method whose cost
-is one forward pass plus work on the tail after the layer (:data:`FORWARD_FLOOR`); for Opti-CAM, ``iterations``
-× one forward + backward of the masked batch (:func:`camrepro.methods.opti_cam.mask_gradient`); empty where no
-floor is timed, and the note says what the method does instead (:data:`EXTRA_WORK`); ours_images,
-ours_repeats, theirs_images, theirs_repeats, rounds; load_mean and load_max (the 1-minute load average during
-the row); unstable (the ratios whose spread is wider than their value: on a busy machine such a ratio is
+the least the method's passes can cost, those passes run bare in the same rounds (no input checks, no map, no
+upsampling; :data:`PASS_FLOORS`): one forward pass for CAM; one forward pass and the backward of the target
+logits to the layer, through the tail only, for the Grad-CAM family and LIFT-CAM on a linear tail; one forward
+pass and a forward and backward of the tail for LRP-CAM; for Opti-CAM, ``iterations`` × one forward + backward
+of the masked batch (:func:`camrepro.methods.opti_cam.mask_gradient`); empty where no floor is timed, and the
+note says what the method does instead (:data:`EXTRA_WORK`); floor_passes (what the floor runs); ours_images,
+ours_repeats, theirs_images, theirs_repeats, rounds, calls_per_round; load_mean and load_max (the 1-minute load
+average during the row); unstable (the ratios whose spread is wider than their value: on a busy machine such a ratio is
 reported as undecided, not as a speed); note (not applicable, no floor, above 1.1× the floor and why, one
 round only).
 
@@ -90,6 +94,7 @@ COLUMNS = [
     "forward_s_per_image",
     "ours_in_forwards",
     "floor_s_per_image",
+    "floor_passes",
     "ours_over_floor",
     "ours_over_floor_q25",
     "ours_over_floor_q75",
@@ -98,6 +103,7 @@ COLUMNS = [
     "theirs_images",
     "theirs_repeats",
     "rounds",
+    "calls_per_round",
     "load_mean",
     "load_max",
     "unstable",
@@ -116,9 +122,13 @@ class Budget:
     expensive_forwards: float = 300.0
     expensive_images: int = 2
     expensive_repeats: int = 1
+    # a cheap call is repeated within each round until it lasts this long (0: once per round)
+    min_call_seconds: float = 0.0
 
 
-DEFAULT_BUDGET = Budget()
+DEFAULT_BUDGET = Budget(min_call_seconds=0.1)
+# The most times one call is repeated within a round (a tiny network's call takes well under a millisecond).
+MAX_CALLS_PER_ROUND = 100
 # A first call up to this many times the expensive threshold is repeated before a method is called expensive.
 CONFIRM_FACTOR = 5.0
 
@@ -156,10 +166,16 @@ def _ours(name: str, model: nn.Module, layer: str,
     return lambda x, t: method(x, t)
 
 
-# Methods whose cost is one forward pass plus work on the tail after the layer (a backward, or a forward and a
-# backward of it): at the last layer the tail is a pooling and a linear layer, so one forward pass is their floor.
-# Methods that run the tail once per channel (Ablation-CAM, LIME-CAM) or the network more than once have none here.
-FORWARD_FLOOR = frozenset({"cam", "grad-cam", "grad-cam++", "xgrad-cam", "layer-cam", "lift-cam", "lrp-cam"})
+# The passes a method of the CAM family cannot avoid at its layer, timed bare as its floor (no input checks, no
+# map, no upsampling): "forward", one forward pass (CAM); "tail backward", one forward pass whose layer output is
+# a leaf, and the backward of the target logits to it through the tail only (the Grad-CAM family; LIFT-CAM on a
+# linear tail, whose DeepLIFT multipliers are that gradient); "tail pass", one forward pass, then a forward and
+# a backward of the tail on the captured activations (LRP-CAM; LIFT-CAM on a non-linear tail, on [A; A0]).
+# Methods that run the tail once per channel (Ablation-CAM, LIME-CAM) or the network more than once have none.
+PASS_FLOORS: dict[str, str] = {
+    "cam": "forward", "grad-cam": "tail backward", "grad-cam++": "tail backward", "xgrad-cam": "tail backward",
+    "layer-cam": "tail backward", "lift-cam": "tail backward", "lrp-cam": "tail pass",
+}
 
 # What a method without a timed floor does beyond one forward pass: the bench row's note says it.
 EXTRA_WORK: dict[str, str] = {
@@ -180,24 +196,87 @@ def _default(cls: type, parameter: str) -> object:
     return inspect.signature(cls.__init__).parameters[parameter].default
 
 
-def floor_call(name: str, model: nn.Module, x: torch.Tensor, t: torch.Tensor,
-               options: dict[str, object] | None = None) -> tuple[Callable[[], object], float] | None:
-    """The call that times the passes ``name`` cannot avoid on ``x``, and how many times it counts.
+@dataclass(frozen=True)
+class Floor:
+    """A method's floor: ``call`` times it (None: the plain forward pass of the same round), counted ``count``
+    times; ``passes`` says what it is, for the table."""
+
+    call: Callable[[], object] | None
+    count: float
+    passes: str
+
+
+def layer_output(model: nn.Module, layer: str, x: torch.Tensor, *, leaf: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bare pass of a floor: (logits, the output of ``layer``) of one forward pass on channels-last inputs.
+
+    With ``leaf=True`` the layer's output is a leaf that requires grad and only the network after it is recorded
+    for autograd (the pass up to the layer runs under ``no_grad``, whatever the parameters' flags).
+    """
+    store: list[torch.Tensor] = []
+
+    def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor | None:
+        if not leaf:
+            store.append(output)
+            return None
+        torch.set_grad_enabled(True)  # for the rest of this pass; the no_grad block below restores the mode
+        acts = output.detach().requires_grad_(True)
+        store.append(acts)
+        return acts.clone()  # an in-place operation after the layer must not write into the leaf
+
+    handle = model.get_submodule(layer).register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            logits = forward_channels_last(model, x)
+    finally:
+        handle.remove()
+    return logits, store[0]
+
+
+def _tail_backward(model: nn.Module, layer: str, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    logits, acts = layer_output(model, layer, x, leaf=True)
+    return torch.autograd.grad(logits.gather(1, t.view(-1, 1)).sum(), acts)[0]
+
+
+def _tail_pass(model: nn.Module, layer: str, tail: nn.Module, x: torch.Tensor, t: torch.Tensor,
+               with_reference: bool) -> torch.Tensor:
+    _, acts = layer_output(model, layer, x, leaf=False)
+    rows = torch.cat([acts, torch.zeros_like(acts)]) if with_reference else acts
+    with torch.enable_grad():
+        leaf = rows.detach().requires_grad_(True)
+        picked = tail(leaf).gather(1, t.repeat(rows.shape[0] // t.shape[0]).view(-1, 1))
+        return torch.autograd.grad(picked[: t.shape[0]].sum(), leaf)[0][: t.shape[0]]
+
+
+def floor_call(name: str, model: nn.Module, layer: str, x: torch.Tensor, t: torch.Tensor,
+               options: dict[str, object] | None = None) -> Floor | None:
+    """The floor of ``name`` on ``x``: the passes it cannot avoid (see :data:`PASS_FLOORS`), or None (no floor:
+    :data:`EXTRA_WORK` says what the method does instead).
 
     Opti-CAM's floor is ``iterations`` (from ``options``, else its default) × one forward + backward of the
     masked batch (:func:`camrepro.methods.opti_cam.mask_gradient`), timed once per round and counted
     ``iterations`` times.
-    A method of :data:`FORWARD_FLOOR` (one forward plus work on the tail after its layer) has the plain forward
-    pass as its floor: None here, the row uses the forward pass timed in the same round. Any other method has
-    no floor: None too (see :data:`EXTRA_WORK`).
     """
-    if name != "opti-cam":
-        return None
-    from camrepro.methods.opti_cam import mask_gradient
+    if name == "opti-cam":
+        from camrepro.methods.opti_cam import mask_gradient
 
-    iterations = int((options or {}).get("iterations", _default(methods.get(name), "iterations")))
-    masks = torch.full((x.shape[0], *x.shape[-2:]), 0.5, device=x.device)
-    return (lambda: mask_gradient(model, x, masks, t)), float(iterations)
+        iterations = int((options or {}).get("iterations", _default(methods.get(name), "iterations")))
+        masks = torch.full((x.shape[0], *x.shape[-2:]), 0.5, device=x.device)
+        return Floor(lambda: mask_gradient(model, x, masks, t), float(iterations),
+                     f"{iterations} x (masked forward + backward)")
+    kind = PASS_FLOORS.get(name)
+    if kind is None:
+        return None
+    if kind == "forward":
+        return Floor(None, 1.0, "1 forward")
+    from camrepro.methods.deeplift_rules import plan_for_layer
+
+    plan = plan_for_layer(model, layer) if name in ("lift-cam", "lrp-cam") else None
+    if kind == "tail backward" and (plan is None or plan.is_linear()):
+        return Floor(lambda: _tail_backward(model, layer, x, t), 1.0, "1 forward + 1 backward (tail)")
+    with_reference = name == "lift-cam"
+    return Floor(lambda: _tail_pass(model, layer, plan.tail, x, t, with_reference), 1.0,
+                 "1 forward + 1 tail forward" + (" on [A; 0]" if with_reference else "") + " + 1 tail backward")
 
 
 @contextlib.contextmanager
@@ -218,6 +297,31 @@ def _theirs(
         yield run
     finally:
         cam.activations_and_grads.release()
+
+
+def calls_per_round(calls: dict[str, Callable[[], object]], min_seconds: float, device: torch.device,
+                    clock: Clock = time.perf_counter) -> int:
+    """How many times each of ``calls`` is made in a round so that the quickest lasts ``min_seconds``.
+
+    At batch 1 one call is a single ~20 ms pass, and a ratio of two such calls moves with every scheduler tick
+    of a shared machine; repeating each call within the round (and dividing) averages that out, as ``timeit``
+    does. Each call is timed once here (an extra warm-up call); a clock that does not move gives 1. At most
+    :data:`MAX_CALLS_PER_ROUND`.
+    """
+    if min_seconds <= 0:
+        return 1
+    quickest = min(seconds_per_call(fn, 1, device, clock) for fn in calls.values())
+    if quickest <= 0:
+        return 1
+    return max(1, min(MAX_CALLS_PER_ROUND, math.ceil(min_seconds / quickest)))
+
+
+def _repeated(fn: Callable[[], object], times: int) -> Callable[[], object]:
+    def run() -> object:
+        for _ in range(times):
+            result = fn()
+        return result
+    return run
 
 
 def probe_is_expensive(run: Callable[[torch.Tensor, torch.Tensor], object], images: torch.Tensor,
@@ -348,18 +452,20 @@ def run_benchmark(
                                                           "ours": lambda x=x, t=t: ours(x, t)}
                 if theirs is not None:
                     calls["theirs"] = lambda x=x, t=t: theirs(x, t)
-                floor = floor_call(name, model, x, t, method_options)
-                if floor is not None:
-                    calls["floor"] = floor[0]
+                floor = floor_call(name, model, layer, x, t, method_options)
+                if floor is not None and floor.call is not None:
+                    calls["floor"] = floor.call
                 # the probe warmed an expensive method up; a cheap one gets budget.warmup calls of each
                 for _ in range(0 if expensive else budget.warmup):
                     for fn in calls.values():
                         fn()
-                times = timing.interleaved(calls, rounds=rounds, per_call=n, device=device, warmup=False,
-                                           clock=clock, load=load)
-                has_floor = floor is not None or name in FORWARD_FLOOR
-                summary = summarise_rounds(times, floor[1] if floor else 1.0,
-                                           "floor" if floor else "forward" if has_floor else None)
+                repeat = 1 if expensive else calls_per_round(calls, budget.min_call_seconds, device, clock)
+                times = timing.interleaved({k: _repeated(fn, repeat) for k, fn in calls.items()}, rounds=rounds,
+                                           per_call=n * repeat, device=device, warmup=False, clock=clock,
+                                           load=load)
+                has_floor = floor is not None
+                summary = summarise_rounds(times, floor.count if has_floor else 1.0,
+                                           None if not has_floor else "forward" if floor.call is None else "floor")
                 reasons = [note] if note else []
                 if not has_floor:
                     reasons.append(EXTRA_WORK.get(name, "no floor timed"))
@@ -373,15 +479,17 @@ def run_benchmark(
                     "ratio": summary["ratio"], "ratio_q25": summary["ratio_q25"], "ratio_q75": summary["ratio_q75"],
                     "forward_s_per_image": summary["forward_s"],
                     "ours_in_forwards": summary["ours_in_forwards"],
-                    "floor_s_per_image": (summary["floor_s"] if floor is not None
-                                          else summary["forward_s"] if has_floor else math.nan),
+                    "floor_s_per_image": (math.nan if not has_floor else summary["forward_s"] if floor.call is None
+                                          else summary["floor_s"]),
+                    "floor_passes": floor.passes if has_floor else "",
                     "ours_over_floor": summary["ours_over_floor"],
                     "ours_over_floor_q25": summary["ours_over_floor_q25"],
                     "ours_over_floor_q75": summary["ours_over_floor_q75"],
                     "ours_images": n, "ours_repeats": summary["rounds"],
                     "theirs_images": n if theirs is not None else 0,
                     "theirs_repeats": summary["rounds"] if theirs is not None else 0,
-                    "rounds": summary["rounds"], "load_mean": summary["load_mean"], "load_max": summary["load_max"],
+                    "rounds": summary["rounds"], "calls_per_round": repeat,
+                    "load_mean": summary["load_mean"], "load_max": summary["load_max"],
                     "unstable": summary["unstable"],
                     "note": "; ".join(reasons),
                 }
@@ -395,13 +503,13 @@ def run_benchmark(
 
 # Why a method with a floor can stay above it (what it does beyond its passes), for the note of such a row.
 OVER_FLOOR: dict[str, str] = {
-    "cam": "the map and the upsampling to the input size",
-    "grad-cam": "a backward of the tail, the map and the upsampling",
-    "grad-cam++": "a backward of the tail, the second and third-order terms, the map and the upsampling",
-    "xgrad-cam": "a backward of the tail, the map and the upsampling",
-    "layer-cam": "a backward of the tail, the element-wise map and the upsampling",
-    "lift-cam": "a forward of the tail on [A; 0] and a backward of it, the map and the upsampling",
-    "lrp-cam": "an LRP pass through the tail, the map and the upsampling",
+    "cam": "the input checks, the check that the tail reproduces the logits, the map and the upsampling",
+    "grad-cam": "the input checks, the map and the upsampling",
+    "grad-cam++": "the input checks, the second and third-order terms, the map and the upsampling",
+    "xgrad-cam": "the input checks, the map and the upsampling",
+    "layer-cam": "the input checks, the element-wise map and the upsampling",
+    "lift-cam": "the input checks, the contributions (A - A0) x multipliers, the map and the upsampling",
+    "lrp-cam": "the input checks, the LRP rules' stabilisers in the tail's backward, the map and the upsampling",
     "opti-cam": "the capture and the final objective's forward passes, Adam and the map arithmetic",
 }
 
@@ -475,7 +583,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--model", default="mobilenet_v2")
     parser.add_argument("--layer", help="default: the model's last convolutional layer (features.18)")
     parser.add_argument("--size", type=int, default=224, help="image side in pixels")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per cheap method (median); default 5")
+    parser.add_argument("--repeats", type=int, default=8,
+                        help="timed rounds per cheap method (medians; the call order rotates each round); default 8")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument(
         "--expensive-forwards",
@@ -490,6 +599,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="images timed per batch for an expensive method (at most the batch size)",
     )
     parser.add_argument("--expensive-repeats", type=int, default=1)
+    parser.add_argument(
+        "--min-call-seconds",
+        type=float,
+        default=DEFAULT_BUDGET.min_call_seconds,
+        help="repeat each cheap call within a round until it lasts this long (0: once); default 0.1",
+    )
     parser.add_argument("--no-compare", action="store_true", help="skip pytorch-grad-cam")
     parser.add_argument(
         "--training",
@@ -503,6 +618,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1")
     if not args.expensive_forwards > 0:
         parser.error("--expensive-forwards must be positive")
+    if not args.min_call_seconds >= 0:
+        parser.error("--min-call-seconds must be >= 0")
     if args.warmup < 0 or any(b < 1 for b in args.batch_sizes):
         parser.error("--warmup must be >= 0 and every batch size >= 1")
     if args.methods:
@@ -531,7 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = args.methods or list(methods.REGISTRY)
     layer = args.layer or models.MODELS[args.model].default_layer
     budget = Budget(
-        args.repeats, args.warmup, args.expensive_forwards, args.expensive_images, args.expensive_repeats
+        args.repeats, args.warmup, args.expensive_forwards, args.expensive_images, args.expensive_repeats,
+        args.min_call_seconds,
     )
     photos = load_photos("ai-benchmark", n=max(args.batch_sizes), size=args.size).images
     out = Path(args.out)

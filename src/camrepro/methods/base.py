@@ -71,18 +71,9 @@ def precision_scope(precision: str, device: torch.device) -> contextlib.Abstract
     raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
 
 
-@contextlib.contextmanager
-def inference_scope(model: nn.Module) -> Iterator[None]:
+def inference_scope(model: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
     """Eval mode and frozen parameters for the duration of a call; the user's flags are restored after."""
-    frozen = [p for p in model.parameters() if p.requires_grad]  # the others need no change and no restoring
-    with evaluation_mode(model):
-        try:
-            for p in frozen:
-                p.requires_grad_(False)
-            yield
-        finally:
-            for p in frozen:
-                p.requires_grad_(True)
+    return evaluation_mode(model, freeze=True)
 
 
 class Explainer(abc.ABC):
@@ -255,8 +246,12 @@ class ChannelCAM(Explainer):
                          targets: torch.Tensor) -> torch.Tensor:
         """Channel coefficients [B, K] from the captured activations (which require grad if needed)."""
 
+    def _captures_gradient(self) -> bool:
+        """Whether the capture makes the activations a leaf of the network's own pass (to differentiate it)."""
+        return self.needs_gradients
+
     def _explain(self, images: torch.Tensor, targets: torch.Tensor | None) -> Explanation:
-        logits, acts = self._capture(images, grad=self.needs_gradients)
+        logits, acts = self._capture(images, grad=self._captures_gradient())
         targets = self._resolve_targets(targets, logits)
         w = self._channel_weights(images, acts, logits, targets)
         saliency = torch.relu(torch.einsum("bk,bkhw->bhw", w, acts.detach()))

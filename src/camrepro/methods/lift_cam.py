@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from camrepro.methods.base import ChannelCAM
-from camrepro.methods.deeplift_rules import Attribution, check_reproduces, deeplift, plan_for_layer
+from camrepro.methods.base import ChannelCAM, target_scores
+from camrepro.methods.deeplift_rules import (
+    Attribution, broadcast_reference, check_reproduces, deeplift, plan_for_layer,
+)
 from camrepro.methods.references import (
     DEFAULT_BLUR_SIGMA, ReferenceLike, check_blur_sigma, check_noise_seed, check_reference, make_reference,
 )
@@ -61,7 +63,11 @@ class LIFTCAM(ChannelCAM):
 
     Cost: one forward pass of the network (capturing A), one forward of the tail on the 2B rows [A; A₀] and
     one backward through the tail only (nothing before the layer); plus one network forward of the reference
-    images when ``reference`` is an image.
+    images when ``reference`` is an image. When the derived tail is linear (pooling and a linear layer after the
+    last convolution, the paper's setting), DeepLIFT's multipliers are the tail's gradient (its Linear rule) at
+    any point, so :meth:`weights` and the maps take them from a backward of the network's own pass, as Grad-CAM
+    does: no tail forward at all (the same coefficients up to float rounding; :meth:`contributions` still runs
+    the tail on [A; A₀], since it reports F_c(A₀)).
 
     Example:
         >>> cam = LIFTCAM(net, layer="features.17")          # a tail with conv + BN + ReLU6 + pool + fc
@@ -100,6 +106,8 @@ class LIFTCAM(ChannelCAM):
         self.blur_sigma = check_blur_sigma(blur_sigma)
         self.noise_seed = check_noise_seed(noise_seed)
         self.plan = plan_for_layer(self.model, self.layer_name, tail)
+        # a given tail= is run (and checked against the model's logits) rather than trusted to be the model's
+        self._gradient_is_multiplier = tail is None and self.plan.is_linear()
 
     def _reference_acts(self, images: torch.Tensor, acts: torch.Tensor) -> torch.Tensor | None:
         if self.reference_activations is not None:
@@ -118,7 +126,14 @@ class LIFTCAM(ChannelCAM):
         check_reproduces(result.logits, logits, self.name)
         return result, reference
 
+    def _captures_gradient(self) -> bool:
+        return self._gradient_is_multiplier
+
     def _channel_weights(self, images, acts, logits, targets):
+        if self._gradient_is_multiplier:
+            (multipliers,) = torch.autograd.grad(target_scores(logits, targets).sum(), acts)
+            reference = broadcast_reference(self._reference_acts(images, acts), acts.detach())
+            return ((acts.detach() - reference) * multipliers).flatten(2).sum(2)
         result, _ = self._deeplift(images, acts, logits, targets)
         return result.coefficients
 

@@ -2,7 +2,9 @@
 
 A 2-core machine's speed drifts during a run (other processes, frequency scaling). Timing ``ours`` for a
 minute and ``theirs`` the next minute compares two machines; timing them interleaved — ours, theirs,
-forward, ours, theirs, forward… — compares the methods. Each round gives one paired ratio; the claims use
+forward, ours, theirs, forward… — compares the methods. The order rotates from round to round (ours first, then
+theirs first, …), so no call always runs right after another one and inherits its warm caches, or its cold
+ones (a different network's weights). Each round gives one paired ratio; the claims use
 the rounds as units (geometric-mean ratio with a bootstrap interval), and the tables show medians with the
 spread of the per-round ratio.
 """
@@ -35,7 +37,8 @@ def interleaved(calls: Mapping[str, Callable[[], object]], *, rounds: int, per_c
                 device: torch.device | None = None, warmup: bool = True,
                 clock: Callable[[], float] = time.perf_counter,
                 load: Callable[[], float] = load_average) -> pd.DataFrame:
-    """Seconds per item of each call in ``calls``, ``rounds`` times, the calls interleaved in each round.
+    """Seconds per item of each call in ``calls``, ``rounds`` times, the calls interleaved in each round, in an
+    order that rotates by one call from round to round.
 
     ``per_call``: items each call processes (images in the batch), so the times are per image. Returns one
     row per (round, call): ``round, call, seconds, load`` (the machine's load average when the call ended).
@@ -47,8 +50,11 @@ def interleaved(calls: Mapping[str, Callable[[], object]], *, rounds: int, per_c
         for fn in calls.values():
             fn()
     rows = []
+    names = list(calls)
     for r in range(rounds):
-        for name, fn in calls.items():
+        shift = r % len(names) if names else 0
+        for name in names[shift:] + names[:shift]:
+            fn = calls[name]
             _sync(device)
             start = clock()
             fn()

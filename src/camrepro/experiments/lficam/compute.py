@@ -113,7 +113,7 @@ class Context:
     def num_classes(self) -> int:
         return 10 if self.p["data"]["source"] == "canvas" else len(self.data().classes)
 
-    def _training(self, kind: str, seed: int, setting: int | None) -> tuple[tuple, str, dict, TrainConfig]:
+    def run_spec(self, kind: str, seed: int, setting: int | None = None) -> tuple[tuple, str, dict, TrainConfig]:
         """(key of the run, cache name, network spec, training configuration) of a run (see :meth:`trained`)."""
         settings = self.p["stability"]["settings"]
         override = settings[setting] if setting is not None else {}
@@ -124,13 +124,13 @@ class Context:
 
     def is_trained(self, kind: str, seed: int, setting: int | None = None) -> bool:
         """Whether the run is in the cache already (:meth:`trained` would load it)."""
-        _, name, spec, config = self._training(kind, seed, setting)
+        _, name, spec, config = self.run_spec(kind, seed, setting)
         return is_trained(CHAPTER, name, spec, config, data_params=data_params(self.p))
 
     def trained(self, kind: str, seed: int, setting: int | None = None, device: str = "cpu") -> CachedTraining:
         """``kind`` trained with ``seed`` (and the hyper-parameters of stability setting ``setting``, which
         is trained with seed ``setting``; setting 0 with seed 0 is the seed-0 run)."""
-        key, name, spec, config = self._training(kind, seed, setting)
+        key, name, spec, config = self.run_spec(kind, seed, setting)
         if key not in self._runs:
             self._runs[key] = train_cached(
                 CHAPTER, name, spec, config, lambda: self.data().train, test_data=lambda: self.data().test,
@@ -215,7 +215,7 @@ def _train_missing(ctx: Context, jobs: list[tuple[str, int, int | None]], device
     p = ctx.p
     missing, seen = [], set()
     for job in jobs:
-        key = ctx._training(*job)[0]
+        key = ctx.run_spec(*job)[0]
         if key not in seen and not ctx.is_trained(*job):
             seen.add(key)
             missing.append(job)
