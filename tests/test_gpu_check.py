@@ -24,7 +24,7 @@ def test_dry_run_writes_every_section(tmp_path, monkeypatch):
     assert gpu_check.main(["--dry-run"]) == 0
     table = tables.gpu_check()
     assert table is not None and list(table.columns) == tables.GPU_CHECK_COLUMNS
-    assert set(table.section) == {"cuda tests", "bench", "opticam chapter", "opti-cam resnet50"}
+    assert set(table.section) == {"cuda tests", "bench", "opticam chapter", "opti-cam resnet50", "cuda passes"}
     assert "section failed" not in set(table.figure)
     assert table.dry_run.all() and table.gpu.str.startswith("none (CPU").all()
     assert table.commit.notna().all() and table.date.str.match(r"\d{4}-\d\d-\d\dT").all()
@@ -37,6 +37,14 @@ def test_dry_run_writes_every_section(tmp_path, monkeypatch):
     per_iteration = throughput["batch 2 s per image-iteration"]
     assert throughput["projected 50000 images x 100 iterations"] == pytest.approx(
         per_iteration * 50_000 * 100 / 3600)
+    passes = table[table.section == "cuda passes"].set_index("figure").value
+    assert passes["float32 contiguous: time / float32 contiguous"] == 1.0
+    assert passes["float32 contiguous: gradient correlation with float32 contiguous"] == pytest.approx(1.0)
+    # today's pass (the folded copy) and channels-last give the same gradient up to rounding; bf16 close to it
+    assert passes["today (mask_gradient): gradient correlation with float32 contiguous"] > 0.9999
+    assert passes["float32 channels-last: gradient correlation with float32 contiguous"] > 0.9999
+    assert passes["bf16 autocast: gradient correlation with float32 contiguous"] > 0.9
+    assert not any("torch.compile" in f for f in passes.index)  # not compiled in a dry run
     units = table[(table.section == "opticam chapter") & table.figure.str.endswith(" wall")]
     assert {"faithfulness-mobilenet_v2 wall", "ablation wall", "protocol wall", "timing wall"} <= set(units.figure)
 
@@ -53,7 +61,7 @@ def test_a_failed_section_is_recorded_and_the_others_run(tmp_path, monkeypatch):
     monkeypatch.setenv("CAMREPRO_RESULTS", str(tmp_path))
     monkeypatch.setattr(gpu_check, "cuda_tests",
                         lambda figures, dry, out: (_ for _ in ()).throw(RuntimeError("boom")))
-    assert gpu_check.main(["--dry-run", "--skip", "bench", "chapter", "throughput"]) == 1
+    assert gpu_check.main(["--dry-run", "--skip", "bench", "chapter", "throughput", "passes"]) == 1
     table = tables.gpu_check()
     failed = table[table.figure == "section failed"]
     assert list(failed.section) == ["cuda tests"] and "RuntimeError: boom" in failed.detail.iloc[0]

@@ -11,7 +11,10 @@ internet: ``make gpu-check`` installs this package over the machine's own torch 
    Opti-CAM at 100 iterations and Score-CAM on every photo: a few minutes on one modern GPU), recording each
    unit's wall time;
 4. measures Opti-CAM's throughput on a ResNet-50 with random weights (timing needs no trained weights) at
-   batch 64, interleaved with a forward pass, and projects it to the paper's 50,000 images × 100 iterations.
+   batch 64, interleaved with a forward pass, and projects it to the paper's 50,000 images × 100 iterations;
+5. times the cheaper passes that can only be decided on a GPU (:func:`cuda_passes`): Opti-CAM's iteration as it
+   runs today against channels-last inputs and weights, bf16 autocast, and ``torch.compile`` (default and
+   ``"reduce-overhead"``, i.e. CUDA graphs), each with its ratio to float32 contiguous and its agreement with it.
 
 It writes one row per figure to ``data/results/gpu-check/gpu-check.csv`` (columns
 :data:`camrepro.experiments.benchmark.tables.GPU_CHECK_COLUMNS`), each labelled with the GPU, the date and
@@ -203,6 +206,90 @@ def opticam_throughput(figures: Figures, device: torch.device, dry_run: bool) ->
                 "hours", n=n, detail="one GPU; N GPUs under torchrun divide it by about N")
 
 
+# The variants of Opti-CAM's iteration that :func:`cuda_passes` times: (name, channels-last, autocast, compile
+# mode or None). "today" is mask_gradient itself, the pass Opti-CAM runs now.
+PASS_VARIANTS: tuple[tuple[str, bool, bool, str | None], ...] = (
+    ("float32 contiguous", False, False, None),
+    ("float32 channels-last", True, False, None),
+    ("bf16 autocast", False, True, None),
+    ("bf16 autocast channels-last", True, True, None),
+    ("float32 torch.compile", False, False, "default"),
+    ("float32 torch.compile reduce-overhead (CUDA graphs)", False, False, "reduce-overhead"),
+)
+BASELINE_VARIANT = "float32 contiguous"
+
+
+def cuda_passes(figures: Figures, device: torch.device, dry_run: bool) -> None:
+    """Which cheaper passes win on this device, for Opti-CAM's fixed-shape loop: one iteration (a forward and a
+    backward of the masked batch to the mask; ResNet-50, random weights, batch 64 at 224²) run bare in each
+    :data:`PASS_VARIANTS` variant and as Opti-CAM runs it today (:func:`camrepro.methods.opti_cam.mask_gradient`),
+    interleaved round by round. Per variant: the median seconds per image, the median of its per-round ratio to
+    float32 contiguous with the 25-75 % spread, and the agreement of its gradient with float32 contiguous (the
+    correlation; bf16 must stay >= 0.999 to be adopted). A variant that fails (no compiler on the machine) is
+    recorded as failed and the others run. A dry run leaves the compiled variants out (the CPU compiler takes
+    minutes); its figures prove the script only.
+    """
+    import copy
+
+    from camrepro import models
+    from camrepro.experiments.kit.timing import interleaved, paired_ratios
+    from camrepro.methods.opti_cam import mask_gradient
+
+    spec = DRY if dry_run else FULL
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net, _ = models.load("resnet50", weights=False, device=device, size=spec["size"])
+        images = torch.rand(spec["batch"], 3, spec["size"], spec["size"]).to(device)
+    targets = torch.arange(spec["batch"], device=device) % 1000
+    masks = torch.full((spec["batch"], spec["size"], spec["size"]), 0.5, device=device)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    channels_last_net = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    channels_last_images = images.contiguous(memory_format=torch.channels_last)
+
+    def iteration(model: torch.nn.Module, x: torch.Tensor, autocast: bool) -> torch.Tensor:
+        m = masks.detach().clone().requires_grad_(True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(x * m.unsqueeze(1))
+        score = logits.float().gather(1, targets.view(-1, 1)).sum()
+        return torch.autograd.grad(score, m)[0]
+
+    calls: dict[str, Callable[[], torch.Tensor]] = {"today (mask_gradient)": lambda: mask_gradient(
+        net, images, masks, targets)}
+    for name, channels_last, autocast, mode in PASS_VARIANTS:
+        if mode is not None and dry_run:
+            continue
+        model = channels_last_net if channels_last else net
+        x = channels_last_images if channels_last else images
+        try:
+            if mode is not None:
+                start = time.perf_counter()
+                model = torch.compile(model, mode=mode)
+                for _ in range(3):  # compiles, then records the CUDA graphs
+                    iteration(model, x, autocast)
+                figures.add("cuda passes", f"{name}: compile and warm-up", time.perf_counter() - start, "s")
+            iteration(model, x, autocast)
+        except Exception as exc:  # a compiler missing on the machine, an unsupported layout
+            figures.add("cuda passes", f"{name}: variant failed", 1.0, "flag",
+                        detail=f"{type(exc).__name__}: {exc}"[:500])
+            continue
+        calls[name] = lambda model=model, x=x, autocast=autocast: iteration(model, x, autocast)
+    reference = calls[BASELINE_VARIANT]().float()
+    times = interleaved(calls, rounds=max(spec["rounds"], 3), per_call=spec["batch"], device=device)
+    for name, call in calls.items():
+        seconds = times[times.call == name].seconds
+        ratios = paired_ratios(times, name, BASELINE_VARIANT)
+        q25, q50, q75 = (float(v) for v in ratios.quantile([0.25, 0.5, 0.75]))
+        gradient = call().float()
+        agreement = float(torch.corrcoef(torch.stack([gradient.flatten(), reference.flatten()]))[0, 1])
+        figures.add("cuda passes", f"{name}: s per image-iteration", statistics.median(seconds), "s",
+                    n=len(seconds), detail=f"batch {spec['batch']}, {spec['size']}px, ResNet-50 random weights")
+        figures.add("cuda passes", f"{name}: time / float32 contiguous", q50, "ratio", n=len(ratios),
+                    detail=f"median of per-round ratios [{q25:.3f}-{q75:.3f}]")
+        figures.add("cuda passes", f"{name}: gradient correlation with float32 contiguous", agreement, "r",
+                    detail=f"max |difference| {float((gradient - reference).abs().max()):.3g}")
+
+
 # ------------------------------------------------------------------------------------------------- command
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -210,7 +297,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                                      description="CUDA tests, bench, one chapter and Opti-CAM throughput on "
                                                  "a GPU; figures to data/results/gpu-check/gpu-check.csv.")
     parser.add_argument("--dry-run", action="store_true", help="every section on the CPU at a tiny scale")
-    parser.add_argument("--skip", nargs="+", default=[], choices=["tests", "bench", "chapter", "throughput"],
+    parser.add_argument("--skip", nargs="+", default=[],
+                        choices=["tests", "bench", "chapter", "throughput", "passes"],
                         help="sections to leave out")
     parser.add_argument("--out", help="the CSV (default: data/results/gpu-check/gpu-check.csv)")
     return parser.parse_args(list(argv))
@@ -236,9 +324,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections = {"tests": lambda: cuda_tests(figures, args.dry_run, path.parent),
                 "bench": lambda: bench(figures, device, args.dry_run, path.parent / "bench"),
                 "chapter": lambda: chapter_compute(figures, device, args.dry_run),
-                "throughput": lambda: opticam_throughput(figures, device, args.dry_run)}
+                "throughput": lambda: opticam_throughput(figures, device, args.dry_run),
+                "passes": lambda: cuda_passes(figures, device, args.dry_run)}
     names = {"tests": "cuda tests", "bench": "bench", "chapter": "opticam chapter",
-             "throughput": "opti-cam resnet50"}
+             "throughput": "opti-cam resnet50", "passes": "cuda passes"}
     for key, body in sections.items():
         if key not in args.skip:
             figures.run(names[key], body)
