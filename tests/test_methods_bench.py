@@ -215,13 +215,11 @@ def test_main_writes_the_csv(tmp_path, capsys):
     assert "written to" in capsys.readouterr().out
 
 
-def test_floors_are_the_forward_pass_and_opti_cams_iterations_of_mask_gradient(monkeypatch):
-    torch.manual_seed(0)
-    images = torch.rand(2, 3, 8, 8)
-    net = make_linear_tail_net()
-    calls: list[int] = []
+def count_mask_gradient_images(monkeypatch) -> list[int]:
+    """The batch size of every call of Opti-CAM's floor pass from now on (the pass itself still runs)."""
     from camrepro.methods import opti_cam
 
+    calls: list[int] = []
     real = opti_cam.mask_gradient
 
     def counted(model, x, masks, targets, space="pixel"):
@@ -229,6 +227,14 @@ def test_floors_are_the_forward_pass_and_opti_cams_iterations_of_mask_gradient(m
         return real(model, x, masks, targets, space)
 
     monkeypatch.setattr(opti_cam, "mask_gradient", counted)
+    return calls
+
+
+def test_floors_are_the_forward_pass_and_opti_cams_iterations_of_mask_gradient(monkeypatch):
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 8, 8)
+    net = make_linear_tail_net()
+    calls = count_mask_gradient_images(monkeypatch)
     table = bench.run_benchmark(
         net, LAYER, images, ["grad-cam", "opti-cam", "score-cam", "ablation-cam"], batch_sizes=(1, 2),
         budget=bench.Budget(repeats=1, warmup=0), compare=False,
@@ -360,16 +366,7 @@ def test_cheap_calls_are_repeated_within_a_round_until_the_quickest_lasts_min_ca
 def test_a_row_makes_each_call_calls_per_round_times_and_divides_by_them(monkeypatch):
     images = torch.rand(2, 3, 8, 8)
     net = make_linear_tail_net()
-    from camrepro.methods import opti_cam
-
-    floors: list[int] = []
-    real = opti_cam.mask_gradient
-
-    def counted(model, x, masks, targets, space="pixel"):
-        floors.append(x.shape[0])
-        return real(model, x, masks, targets, space)
-
-    monkeypatch.setattr(opti_cam, "mask_gradient", counted)
+    floors = count_mask_gradient_images(monkeypatch)
     monkeypatch.setattr(bench, "calls_per_round", lambda calls, *args, **kwargs: 3)
     monkeypatch.setattr(bench, "probe_is_expensive", lambda *args, **kwargs: False)
     table = bench.run_benchmark(net, LAYER, images, ["opti-cam"], batch_sizes=(2,), compare=False,

@@ -170,6 +170,19 @@ def chapter_compute(figures: Figures, device: torch.device, dry_run: bool) -> No
     figures.add("opticam chapter", "total wall", time.perf_counter() - start, "s")
 
 
+def _random_resnet50(device: torch.device, spec: dict[str, int]
+                     ) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """A ResNet-50 with random weights (timing needs no trained weights), a batch of random images and
+    targets, at ``spec``'s batch and size; the global random state is left as it was."""
+    from camrepro import models
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net, _ = models.load("resnet50", weights=False, device=device, size=spec["size"])
+        images = torch.rand(spec["batch"], 3, spec["size"], spec["size"]).to(device)
+    return net, images, torch.arange(spec["batch"], device=device) % 1000
+
+
 def opticam_throughput(figures: Figures, device: torch.device, dry_run: bool) -> None:
     """Opti-CAM on a random-weight ResNet-50 at batch 64 (``layer4``), interleaved with a forward pass;
     projected to 50,000 images × 100 iterations from the seconds per image-iteration."""
@@ -178,11 +191,7 @@ def opticam_throughput(figures: Figures, device: torch.device, dry_run: bool) ->
     from camrepro.methods.opti_cam import OptiCAM
 
     spec = DRY if dry_run else FULL
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        net, _ = models.load("resnet50", weights=False, device=device, size=spec["size"])
-        images = torch.rand(spec["batch"], 3, spec["size"], spec["size"]).to(device)
-    targets = torch.arange(spec["batch"], device=device) % 1000
+    net, images, targets = _random_resnet50(device, spec)
     cam = OptiCAM(net, models.default_layer("resnet50"), iterations=spec["iterations"])
 
     def forward() -> None:
@@ -231,16 +240,11 @@ def cuda_passes(figures: Figures, device: torch.device, dry_run: bool) -> None:
     """
     import copy
 
-    from camrepro import models
     from camrepro.experiments.kit.timing import interleaved, paired_ratios
     from camrepro.methods.opti_cam import mask_gradient
 
     spec = DRY if dry_run else FULL
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        net, _ = models.load("resnet50", weights=False, device=device, size=spec["size"])
-        images = torch.rand(spec["batch"], 3, spec["size"], spec["size"]).to(device)
-    targets = torch.arange(spec["batch"], device=device) % 1000
+    net, images, targets = _random_resnet50(device, spec)
     masks = torch.full((spec["batch"], spec["size"], spec["size"]), 0.5, device=device)
     for p in net.parameters():
         p.requires_grad_(False)
