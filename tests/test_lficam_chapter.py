@@ -27,13 +27,7 @@ MICRO = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: intra-op threads only add synchronisation (see tests/test_training.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see the fixture in conftest.py
 
 
 # ----------------------------------------------------------------------------------------------- parameters

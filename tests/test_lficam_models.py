@@ -23,14 +23,7 @@ SMALL = ResNetConfig(num_classes=5, in_channels=1, widths=(4, 8, 8), blocks=(1, 
 NETWORKS = (CifarResNet, ABNNet, LFICAMNet)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: per-operation overhead dominates and, on a loaded 2-core machine, intra-op
-    threads mostly wait on each other (measured: 25× slower with 2 threads than with 1 under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see the fixture in conftest.py
 
 
 def _net(cls, config=SMALL, seed=0):

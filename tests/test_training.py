@@ -36,14 +36,7 @@ SPEC = {"kind": "plain", "config": TINY.to_dict()}
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: per-operation overhead dominates and, on a loaded 2-core machine, intra-op
-    threads mostly wait on each other (measured: 25× slower with 2 threads than with 1 under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see the fixture in conftest.py
 
 
 def toy_data(n: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -120,8 +120,10 @@ class OptiCAM(Explainer):
     and one backward pass of the masked batch, differentiated with respect to u only (``torch.autograd.grad``;
     no graph survives an iteration and the model's ``.grad`` fields are never written). The loss is a sum of
     per-image terms and Adam's state is element-wise, so in exact arithmetic each image's u follows the
-    trajectory it would follow alone. In float64 a batch gives the maps of a loop over its images to 1e-10
-    (tested; on MobileNetV2 ``features.18``, four 224² photos, 100 iterations: 1e-13). In float32 it does
+    trajectory it would follow alone. In float64 on one thread a batch gives the maps of a loop over its images
+    (tested to 1e-9 on MobileNetV2 ``features.18``; measured equal to the bit on a 2-core Xeon); with several
+    intra-op threads the kernels split their sums differently for a batch and for one image, and the maps agree
+    to ~1e-8 after 10 steps (two 64² photos, two threads). In float32 it does
     not: the network's batched and single-image passes round differently (MobileNetV2's logits by ~5e-6), and
     Adam's step m/(√v + ε) does not shrink with the gradient, so a channel whose gradient is mostly
     cancellation moves by a full learning-rate step whose sign is set by rounding; over 100 steps the
