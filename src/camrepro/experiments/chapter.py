@@ -143,7 +143,8 @@ class Chapter:
     units: Callable[[dict[str, object]], Sequence[Unit]]
     claims_from: Callable[[Results, dict[str, object]], Sequence[Claim]]
     paper: str | None = None
-    budgets: Mapping[str, float] = field(default_factory=dict)   # profile → seconds the chapter may take
+    # profile → seconds the chapter may take (measured cold, with headroom; the book's sum to ≤ 43 minutes)
+    budgets: Mapping[str, float] = field(default_factory=dict)
 
     def params(self, profile: str | None = None, overrides: Mapping[str, object] | None = None
                ) -> dict[str, object]:

@@ -19,7 +19,7 @@ CHAPTER = Chapter(
     units=compute.units,
     claims_from=claims.claims_from,
     paper=None,
-    budgets={"smoke": 35.0, "book": 720.0},
+    budgets={"smoke": 35.0, "book": 600.0},
 )
 
 __all__ = ["CHAPTER", "claims", "compute", "params", "tables"]

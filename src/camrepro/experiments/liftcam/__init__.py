@@ -20,7 +20,7 @@ CHAPTER = Chapter(
     units=compute.units,
     claims_from=claims.claims,
     paper="LIFT-CAM",
-    budgets={"smoke": 35.0, "book": 660.0},
+    budgets={"smoke": 35.0, "book": 540.0},
 )
 
 __all__ = ["CHAPTER", "claims", "compute", "params", "tables"]
